@@ -1,0 +1,447 @@
+"""The ensemble integrator: ``sdesim.simulate``.
+
+Integrates, for every particle independently, the Itô SDE
+
+    dx = b(x) dt + sqrt(2 beta^-1 D(x)) dW
+
+where ``b`` is the drift of the chosen form (see :meth:`AbstractProblem.drift`):
+
+* ``form="ito"``:        ``b = -grad f``
+* ``form="atype"``:      ``b = -(D+Q) grad Phi + beta^-1 div(D+Q)`` (exact Itô
+  conversion of the A-type SDE; stationary density exp(-beta Phi))
+* ``form="atype_naive"``: ``b = -(D+Q) grad Phi`` (the A-type equation read
+  naively as Itô -- a *different* process when div(D+Q) != 0; for contrast only)
+
+Schemes (``method``), step ``h = dt``, ``xi`` the step's noise variables:
+
+* ``"euler"`` -- Euler--Maruyama ``x' = x + b(x) h + sqrt(2 beta^-1 h) L(x) xi``
+  (strong order 1/2, weak order 1);
+* ``"weak_euler"`` -- the same with two-point ``xi = +-1`` (simplified weak
+  Euler; weak order 1, one random bit per variable instead of a Gaussian);
+* ``"heun"`` -- stochastic Heun for additive noise (``D`` constant):
+  predictor ``x~ = x + b h + s``, corrector ``x' = x + (b(x) + b(x~)) h/2 + s``
+  (weak order 2 for additive noise);
+* ``"diffrax"`` -- any diffrax SDE solver (default ``diffrax.Euler()``) with a
+  per-particle ``VirtualBrownianTree``; adaptive with ``adaptive=True`` and a
+  solver that supports it. Its noise comes from diffrax's Brownian tree, so it
+  is reproducible by seed but not equal to the native path's noise.
+
+Everything runs as one jit-compiled program per (problem type, shapes, form,
+method, segment length): ``vmap`` over particles, ``lax.scan`` over steps,
+particles swept in cache-sized blocks, no host round-trips inside the loop.
+Snapshots are copied to the host between segments, so device memory stays
+bounded. Noise obeys the contract of :mod:`sdesim._noise`: the same seed gives
+the same numbers whatever ``chunk_size`` or segmenting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from typing import Callable, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _noise
+from ._problem import FORMS, AbstractProblem
+from ._validate import check_finite_array, check_nonneg_int, check_positive, check_positive_int
+
+__all__ = ["Ensemble", "simulate", "METHODS"]
+
+METHODS = ("euler", "weak_euler", "heun", "diffrax")
+
+#: Particles per cache block inside the compiled loop (state stays in L2).
+DEFAULT_BLOCK = 8192
+#: Upper bound on the snapshot buffer of one segment (bytes) before it goes to the host.
+SEGMENT_BYTES = 128 * 2**20
+
+
+@dataclasses.dataclass
+class Ensemble:
+    """Result of :func:`simulate`.
+
+    Attributes:
+        x: snapshots, shape ``(n_saved, n_particles, dim)`` (NumPy; may hold
+           non-finite values for diverged particles -- use :meth:`samples`).
+        t: snapshot times ``(n_saved,)`` (``t = step * dt``, burn-in included).
+        step: snapshot step indices ``(n_saved,)``.
+        finite: ``(n_particles,)`` bool, False for particles that diverged.
+        diverged_step: ``(n_particles,)`` first saved step at which the particle
+           was non-finite (-1 if it never was).
+    """
+
+    x: np.ndarray
+    t: np.ndarray
+    step: np.ndarray
+    finite: np.ndarray
+    diverged_step: np.ndarray
+    dt: float
+    beta_inv: float
+    form: str
+    method: str
+    seed: int
+    burn_in: int
+    save_every: Optional[int]
+    compile_s: float = 0.0
+    run_s: float = 0.0
+    n_steps_total: int = 0
+
+    @property
+    def n_particles(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def dim(self) -> int:
+        return self.x.shape[2]
+
+    @property
+    def n_diverged(self) -> int:
+        return int(np.sum(~self.finite))
+
+    @property
+    def particle_steps_per_s(self) -> float:
+        return self.n_particles * self.n_steps_total / max(self.run_s, 1e-12)
+
+    def samples(self) -> np.ndarray:
+        """All snapshots of the finite particles pooled, shape ``(n_saved * n_finite, dim)``."""
+        return self.x[:, self.finite, :].reshape(-1, self.dim)
+
+    def mean(self) -> np.ndarray:
+        return self.samples().astype(np.float64).mean(axis=0)
+
+    def cov(self) -> np.ndarray:
+        s = self.samples().astype(np.float64)
+        return np.atleast_2d(np.cov(s, rowvar=False))
+
+    def to_xarray(self):
+        """Snapshots as an ``xarray.DataArray`` with dims (time, particle, dim)."""
+        try:
+            import xarray as xr
+        except ImportError as e:  # pragma: no cover - optional
+            raise ImportError("to_xarray needs xarray: pip install xarray") from e
+        return xr.DataArray(
+            self.x,
+            dims=("time", "particle", "dim"),
+            coords={"time": self.t, "step": ("time", self.step)},
+            attrs={"dt": self.dt, "beta_inv": self.beta_inv, "form": self.form, "seed": self.seed},
+        )
+
+
+# ---------------------------------------------------------------------------
+# compiled core
+# ---------------------------------------------------------------------------
+
+
+def _block_run(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, every, dtype):
+    """Advance one block of particles ``x (n, dim)`` by ``n_out * every`` steps."""
+    diff = problem.diffusion
+    nd = diff.noise_dim
+    kind = "rademacher" if method == "weak_euler" else "gaussian"
+    scale = jnp.sqrt(2.0 * beta_inv * dt).astype(dtype)
+    dt = jnp.asarray(dt, dtype)
+    beta_inv = jnp.asarray(beta_inv, dtype)
+
+    drift = jax.vmap(lambda xi: problem.drift(xi, beta_inv, form).astype(dtype))
+    if diff.is_constant:
+        x_any = jnp.zeros((problem.dim,), dtype)
+        noise_of = jax.vmap(lambda z: diff.apply(x_any, z))
+
+        def noise(x, z):
+            return noise_of(z).astype(dtype)
+    else:
+        apply = jax.vmap(diff.apply)
+
+        def noise(x, z):
+            return apply(x, z).astype(dtype)
+    draw = jax.vmap(lambda k, s: _noise.step_noise(k, s, nd, dtype, kind), in_axes=(0, None))
+
+    def step(x, s):
+        g = scale * noise(x, draw(kd, s))
+        b = drift(x)
+        if method == "heun":
+            xt = x + b * dt + g
+            return x + 0.5 * (b + drift(xt)) * dt + g
+        return x + b * dt + g
+
+    def inner(x, i):
+        s0 = step0 + i * every
+
+        def body(k, x):
+            return step(x, (s0 + k).astype(jnp.uint32))
+
+        x = jax.lax.fori_loop(0, every, body, x)
+        return x, x
+
+    return jax.lax.scan(inner, x, jnp.arange(n_out, dtype=step0.dtype))
+
+
+def _segment(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, every, block, dtype):
+    """All particles: sweep cache-sized blocks through the whole segment."""
+    n, dim = x.shape
+    problem = _cast_floats(problem, dtype)
+    kw = dict(form=form, method=method, n_out=n_out, every=every, dtype=dtype)
+    if n <= block:
+        return _block_run(problem, x, kd, step0, beta_inv, dt, **kw)
+    nb = -(-n // block)
+    pad = nb * block - n
+    xp = jnp.pad(x, ((0, pad), (0, 0))).reshape(nb, block, dim)
+    kp = jnp.pad(kd, ((0, pad), (0, 0))).reshape(nb, block, 2)
+
+    def one(args):
+        xb, kb = args
+        return _block_run(problem, xb, kb, step0, beta_inv, dt, **kw)
+
+    xf, snaps = jax.lax.map(one, (xp, kp))
+    xf = xf.reshape(nb * block, dim)[:n]
+    snaps = jnp.swapaxes(snaps, 0, 1).reshape(n_out, nb * block, dim)[:, :n]
+    return xf, snaps
+
+
+def _cast_floats(tree, dtype):
+    """Cast every floating-point array leaf of a PyTree to ``dtype``."""
+
+    def cast(leaf):
+        if eqx.is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf.astype(dtype)
+        return leaf
+
+    return jax.tree_util.tree_map(cast, tree)
+
+
+_STATIC = ("form", "method", "n_out", "every", "block", "dtype")
+_segment_jit = jax.jit(_segment, static_argnames=_STATIC)
+_COMPILED: dict = {}
+
+
+def _compiled_segment(problem, x, kd, step0, beta_inv, dt, **static):
+    """AOT-compiled segment, cached on (problem structure, shapes, statics)."""
+    leaves, treedef = jax.tree_util.tree_flatten(problem)
+    sig = (
+        treedef,
+        tuple((jnp.shape(l), jnp.result_type(l)) for l in leaves),
+        x.shape,
+        x.dtype,
+        kd.shape,
+        tuple(sorted(static.items())),
+    )
+    hit = _COMPILED.get(sig)
+    if hit is not None:
+        return hit, 0.0
+    t0 = time.perf_counter()
+    comp = _segment_jit.lower(problem, x, kd, step0, beta_inv, dt, **static).compile()
+    _COMPILED[sig] = comp
+    return comp, time.perf_counter() - t0
+
+
+def compiled_cache_size() -> int:
+    """Number of distinct compiled segment programs (for tests of no re-tracing)."""
+    return len(_COMPILED)
+
+
+# ---------------------------------------------------------------------------
+# public entry point
+# ---------------------------------------------------------------------------
+
+
+def _check_problem(problem, form, method):
+    if not isinstance(problem, AbstractProblem):
+        raise ValueError(f"problem: expected an sdesim problem (sdesim.problems.*), got {type(problem).__name__}")
+    if form not in FORMS:
+        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
+    if form != "ito" and not problem.has_atype:
+        raise ValueError(f"form: {form!r} needs a problem that carries Phi and Q; {type(problem).__name__} does not")
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    if method == "heun" and not problem.diffusion.is_constant:
+        raise ValueError("method: 'heun' needs additive (constant) noise; use 'euler' for state-dependent D(x)")
+
+
+def _initial_state(x0, n_particles, dim, dtype):
+    if x0 is None:
+        return jnp.zeros((n_particles, dim), dtype)
+    arr = check_finite_array(x0, "x0")
+    if arr.shape == (dim,):
+        arr = np.broadcast_to(arr, (n_particles, dim))
+    elif arr.shape != (n_particles, dim):
+        raise ValueError(f"x0: expected shape ({dim},) or ({n_particles}, {dim}), got {arr.shape}")
+    return jnp.asarray(arr, dtype)
+
+
+def _resolve_dtype(dtype):
+    dt = jnp.dtype(dtype)
+    if dt not in (jnp.dtype("float32"), jnp.dtype("float64")):
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}")
+    if dt == jnp.dtype("float64") and not jax.config.jax_enable_x64:
+        raise ValueError("dtype: float64 needs jax.config.update('jax_enable_x64', True) first")
+    return dt
+
+
+def _plan_segments(n_saves: int, bytes_per_save: int) -> list[int]:
+    """Split ``n_saves`` snapshots into segments whose buffer fits SEGMENT_BYTES."""
+    cap = max(1, SEGMENT_BYTES // max(bytes_per_save, 1))
+    if n_saves <= cap:
+        return [n_saves]
+    # prefer equal segments (one compiled program) when a divisor is close to the cap
+    for seg in range(cap, max(cap // 4, 1) - 1, -1):
+        if n_saves % seg == 0:
+            return [seg] * (n_saves // seg)
+    full, rest = divmod(n_saves, cap)
+    return [cap] * full + ([rest] if rest else [])
+
+
+class _Progress:
+    def __init__(self, total_ps: float, enabled, stream=sys.stderr):
+        self.total = total_ps
+        self.enabled = enabled
+        self.stream = stream
+        self.t0 = time.perf_counter()
+
+    def __call__(self, done_ps: float):
+        if not self.enabled:
+            return
+        el = time.perf_counter() - self.t0
+        rate = done_ps / max(el, 1e-9)
+        eta = (self.total - done_ps) / max(rate, 1e-9)
+        frac = done_ps / max(self.total, 1)
+        if callable(self.enabled):
+            self.enabled(frac, rate, eta)
+            return
+        bar = "#" * int(30 * frac)
+        self.stream.write(f"\r[{bar:<30}] {100 * frac:5.1f}%  {rate:.3g} particle-steps/s  ETA {eta:6.1f}s")
+        if frac >= 1:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def simulate(
+    problem: AbstractProblem,
+    *,
+    beta_inv: float,
+    n_particles: int,
+    n_steps: int,
+    dt: float,
+    seed: int = 0,
+    x0=None,
+    form: str = "ito",
+    save_every: Optional[int] = None,
+    burn_in: int = 0,
+    method: str = "euler",
+    dtype="float32",
+    chunk_size: Optional[int] = None,
+    block_size: int = DEFAULT_BLOCK,
+    progress=False,
+    solver=None,
+    adaptive: bool = False,
+) -> Ensemble:
+    """Integrate an ensemble of independent particles of ``problem``'s SDE.
+
+    Runs ``burn_in`` steps (not saved), then ``n_steps`` steps, saving a
+    snapshot every ``save_every`` steps (``None``: only the final state).
+
+    Args:
+        problem: an :class:`~sdesim.AbstractProblem` (see :mod:`sdesim.problems`).
+        beta_inv: temperature ``beta^-1`` (``sdesim.temperature(lr, b)`` for SGD).
+        n_particles, n_steps, dt, seed: as named; ``dt = lr`` reproduces SGD's clock.
+        x0: initial state ``(dim,)`` or ``(n_particles, dim)``; zeros by default.
+        form: ``"ito"``, ``"atype"`` or ``"atype_naive"`` (module docstring).
+        method: ``"euler"``, ``"weak_euler"``, ``"heun"`` or ``"diffrax"``.
+        dtype: ``"float32"`` (default) or ``"float64"`` (needs x64 enabled).
+        chunk_size: particles per host chunk (bounds device memory); results
+            do not depend on it.
+        block_size: particles per cache block inside the compiled loop.
+        progress: ``True`` for a progress line on stderr, or a callable
+            ``(fraction, particle_steps_per_s, eta_s)``.
+        solver, adaptive: for ``method="diffrax"`` only.
+
+    Returns:
+        :class:`Ensemble` with ``x (n_saved, n_particles, dim)``.
+    """
+    _check_problem(problem, form, method)
+    beta_inv = check_positive(beta_inv, "beta_inv")
+    n_particles = check_positive_int(n_particles, "n_particles")
+    n_steps = check_positive_int(n_steps, "n_steps")
+    dt = check_positive(dt, "dt")
+    seed = check_nonneg_int(seed, "seed")
+    burn_in = check_nonneg_int(burn_in, "burn_in")
+    if save_every is not None:
+        save_every = check_positive_int(save_every, "save_every")
+        if n_steps % save_every:
+            raise ValueError(f"save_every: must divide n_steps={n_steps}, got {save_every}")
+    if chunk_size is not None:
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
+    block_size = check_positive_int(block_size, "block_size")
+    dtype = _resolve_dtype(dtype)
+    dim = problem.dim
+    x_init = _initial_state(x0, n_particles, dim, dtype)
+
+    if method == "diffrax":
+        from ._diffrax_path import simulate_diffrax
+
+        return simulate_diffrax(
+            problem, x_init, beta_inv=beta_inv, n_steps=n_steps, dt=dt, seed=seed, form=form,
+            save_every=save_every, burn_in=burn_in, dtype=dtype, solver=solver, adaptive=adaptive,
+        )
+
+    every = save_every if save_every is not None else n_steps
+    n_saves = n_steps // every
+    chunk = n_particles if chunk_size is None else min(chunk_size, n_particles)
+    seg_plan = _plan_segments(n_saves, chunk * dim * dtype.itemsize)
+    total_steps = burn_in + n_steps
+    prog = _Progress(float(n_particles) * total_steps, progress)
+
+    x_out = np.empty((n_saves, n_particles, dim), dtype=dtype)
+    static = dict(form=form, method=method, block=block_size, dtype=dtype)
+    compile_s = 0.0
+    run_s = 0.0
+    done_ps = 0.0
+    for start in range(0, n_particles, chunk):
+        stop = min(start + chunk, n_particles)
+        kd = _noise.particle_keys(seed, start, stop - start)
+        x = x_init[start:stop]
+        step = 0
+        if burn_in:
+            comp, c = _compiled_segment(
+                problem, x, kd, jnp.int32(step), beta_inv, dt, n_out=1, every=burn_in, **static
+            )
+            compile_s += c
+            t0 = time.perf_counter()
+            x, _ = comp(problem, x, kd, jnp.int32(step), beta_inv, dt)
+            x.block_until_ready()
+            run_s += time.perf_counter() - t0
+            step += burn_in
+            done_ps += (stop - start) * burn_in
+            prog(done_ps)
+        k = 0
+        for seg in seg_plan:
+            comp, c = _compiled_segment(
+                problem, x, kd, jnp.int32(step), beta_inv, dt, n_out=seg, every=every, **static
+            )
+            compile_s += c
+            t0 = time.perf_counter()
+            x, snaps = comp(problem, x, kd, jnp.int32(step), beta_inv, dt)
+            x_out[k : k + seg, start:stop] = np.asarray(snaps)
+            run_s += time.perf_counter() - t0
+            k += seg
+            step += seg * every
+            done_ps += (stop - start) * seg * every
+            prog(done_ps)
+
+    steps = burn_in + every * np.arange(1, n_saves + 1)
+    finite, div_step = _divergence_report(x_out, steps)
+    return Ensemble(
+        x=x_out, t=steps * dt, step=steps, finite=finite, diverged_step=div_step, dt=dt,
+        beta_inv=beta_inv, form=form, method=method, seed=seed, burn_in=burn_in,
+        save_every=save_every, compile_s=compile_s, run_s=run_s, n_steps_total=total_steps,
+    )
+
+
+def _divergence_report(x_out: np.ndarray, steps: np.ndarray):
+    bad = ~np.isfinite(x_out).all(axis=2)  # (n_saved, n_particles)
+    finite = ~bad.any(axis=0)
+    first = np.where(finite, -1, steps[np.argmax(bad, axis=0)])
+    return finite, first.astype(np.int64)

@@ -1,0 +1,49 @@
+"""Helpers for statistical tests: exact bin probabilities and sampling-error bounds."""
+
+import numpy as np
+
+
+def bin_probs_2d(logdens, box, bins, sub=8):
+    """Exact-ish bin probabilities of an unnormalised 2D log-density on a box.
+
+    Midpoint rule with ``sub x sub`` points per bin; the mass outside the box is
+    accounted for by normalising over a 1.5x larger box.
+    """
+    (x0, x1), (y0, y1) = box
+    n = bins * sub
+    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
+    ys = y0 + (np.arange(n) + 0.5) * (y1 - y0) / n
+    X, Y = np.meshgrid(xs, ys, indexing="ij")
+    w = np.exp(logdens(X, Y))
+    inside = w.reshape(bins, sub, bins, sub).sum(axis=(1, 3)) * ((x1 - x0) / n) * ((y1 - y0) / n)
+    # normaliser over a larger box
+    m = 4 * n
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    hx, hy = 1.5 * (x1 - x0), 1.5 * (y1 - y0)
+    xb = cx - hx / 2 + (np.arange(m) + 0.5) * hx / m
+    yb = cy - hy / 2 + (np.arange(m) + 0.5) * hy / m
+    XB, YB = np.meshgrid(xb, yb, indexing="ij")
+    Z = np.exp(logdens(XB, YB)).sum() * (hx / m) * (hy / m)
+    return inside / Z
+
+
+def hist2d(samples, box, bins):
+    (x0, x1), (y0, y1) = box
+    h, _, _ = np.histogram2d(samples[:, 0], samples[:, 1], bins=bins, range=[[x0, x1], [y0, y1]])
+    return h / len(samples)
+
+
+def tv(p, q):
+    return 0.5 * float(np.abs(p - q).sum())
+
+
+def expected_tv_sampling(p, n_eff):
+    """E[TV] of an n-sample multinomial histogram: sum_i sqrt(2 p_i (1-p_i) / (pi n)) / 2."""
+    p = np.clip(p, 0, 1)
+    return 0.5 * float(np.sum(np.sqrt(2 * p * (1 - p) / (np.pi * n_eff))))
+
+
+def group_se(samples_by_group, stat):
+    """Standard error of ``stat`` from its spread over independent groups (batch means)."""
+    vals = np.array([stat(g) for g in samples_by_group])
+    return vals.mean(axis=0), vals.std(axis=0, ddof=1) / np.sqrt(len(vals))

@@ -1,0 +1,255 @@
+"""Ensemble integrator: stationary statistics against closed forms, reproducibility, errors."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+import sdesim
+from sdesim._integrate import compiled_cache_size
+
+from _stats import bin_probs_2d, expected_tv_sampling, group_se, hist2d, tv
+
+F3 = np.array([[1.0, 0.8, 0.0], [-0.5, 1.5, 0.3], [0.0, -0.4, 0.7]])  # non-symmetric, stable
+D3 = np.array([[1.0, 0.3, 0.0], [0.3, 0.5, 0.1], [0.0, 0.1, 0.8]])  # anisotropic
+
+
+def em_stationary_cov(F, D, beta_inv, dt):
+    """Exact stationary covariance of the Euler--Maruyama chain for the OU process.
+
+    x' = (I - dt F) x + sqrt(2 beta^-1 dt) L xi  =>  S = A S A^T + 2 beta^-1 dt D.
+    """
+    A = np.eye(len(F)) - dt * F
+    return scipy.linalg.solve_discrete_lyapunov(A, 2 * beta_inv * dt * D)
+
+
+def _ou_cov(method, dt, n=20000, seed=0, beta_inv=0.5, F=F3, D=D3):
+    p = sdesim.problems.linear(F, D)
+    t_relax = 1 / np.min(np.linalg.eigvals(F).real)
+    every = max(1, int(round(2 * t_relax / dt)))
+    e = sdesim.simulate(p, beta_inv=beta_inv, n_particles=n, n_steps=8 * every, dt=dt, seed=seed,
+                        save_every=every, burn_in=6 * every, method=method)
+    assert e.n_diverged == 0
+    groups = np.array_split(e.x.astype(np.float64), 20, axis=1)  # independent particle groups
+    return group_se([g.reshape(-1, 3) for g in groups], lambda s: np.cov(s, rowvar=False))
+
+
+def test_ou_covariance_matches_lyapunov_and_em_bias_is_linear_in_dt():
+    beta_inv = 0.5
+    S = sdesim.ou_stationary_covariance(F3, D3, beta_inv)
+    # independent check of the Lyapunov solution
+    np.testing.assert_allclose(F3 @ S + S @ F3.T, 2 * beta_inv * D3, atol=1e-12)
+    biases = []
+    for dt in (0.1, 0.025):
+        est, se = _ou_cov("euler", dt)
+        S_em = em_stationary_cov(F3, D3, beta_inv, dt)
+        # the simulation matches the exact EM-chain covariance within 4.5 standard errors
+        assert np.all(np.abs(est - S_em) < 4.5 * se + 1e-4), (dt, est, S_em, se)
+        biases.append(np.linalg.norm(S_em - S))
+        if dt == 0.025:  # and the continuous Lyapunov solution within error + bias
+            assert np.all(np.abs(est - S) < 4.5 * se + np.abs(S_em - S) + 1e-4)
+    # the measured bias at dt = 0.1 is resolved (many standard errors) ...
+    est, se = _ou_cov("euler", 0.1, seed=1)
+    assert np.linalg.norm(est - S) > 5 * np.linalg.norm(se)
+    # ... and the exact EM bias shrinks linearly: ratio for a 4x smaller dt is ~4
+    assert 3.5 < biases[0] / biases[1] < 4.5
+
+
+def test_heun_has_smaller_stationary_bias_than_euler():
+    beta_inv = 0.5
+    S = sdesim.ou_stationary_covariance(F3, D3, beta_inv)
+    est_h, se_h = _ou_cov("heun", 0.1)
+    assert np.all(np.abs(est_h - S) < 4.5 * se_h + 2e-3)  # O(dt^2) bias ~ 1e-3
+    S_em = em_stationary_cov(F3, D3, beta_inv, 0.1)
+    assert np.linalg.norm(S_em - S) > 5 * np.linalg.norm(est_h - S)
+
+
+def test_weak_euler_two_point_noise_has_euler_stationary_covariance():
+    beta_inv = 0.5
+    est, se = _ou_cov("weak_euler", 0.05)
+    S_em = em_stationary_cov(F3, D3, beta_inv, 0.05)  # same second moments as Gaussian EM
+    assert np.all(np.abs(est - S_em) < 4.5 * se + 1e-4)
+
+
+def test_diffrax_path_matches_lyapunov():
+    beta_inv = 0.5
+    p = sdesim.problems.linear(F3, D3)
+    e = sdesim.simulate(p, beta_inv=beta_inv, n_particles=4000, n_steps=400, dt=0.05, seed=2,
+                        save_every=40, burn_in=200, method="diffrax")
+    S_em = em_stationary_cov(F3, D3, beta_inv, 0.05)
+    groups = np.array_split(e.x.astype(np.float64), 20, axis=1)
+    est, se = group_se([g.reshape(-1, 3) for g in groups], lambda s: np.cov(s, rowvar=False))
+    assert np.all(np.abs(est - S_em) < 4.5 * se + 1e-4)
+
+
+BOX19 = ((-2.5, 2.5), (-3.0, 3.0))
+BINS = 30
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 1.5])
+def test_example19_both_forms_match_exp_minus_phi(lam):
+    """TV(histogram, exp(-Phi)) below the multinomial sampling expectation x 1.35.
+
+    E[TV] of an n-sample histogram is sum_i sqrt(2 p_i (1 - p_i) / (pi n)) / 2; the
+    factor 1.35 allows the O(dt) Euler bias (measured ~+10 % of E[TV] at dt = 0.02)
+    and residual correlation between snapshots 2 time units apart. A wrong density
+    (exp(-f) for lam = 0.5, or a shifted one) fails the bound by a wide margin.
+    """
+    P = bin_probs_2d(lambda X, Y: -((X**2 - 1) ** 2 / 4 + Y**2 / 2), BOX19, BINS)
+    p = sdesim.problems.rotating_double_well(lam)
+    hists = {}
+    for form in ("ito", "atype"):
+        e = sdesim.simulate(p, beta_inv=1.0, n_particles=10000, n_steps=1000, dt=0.02, seed=11,
+                            save_every=100, burn_in=500, form=form)
+        s = e.samples()
+        H = hist2d(s, BOX19, BINS)
+        bound = 1.35 * expected_tv_sampling(P, len(s))
+        assert tv(H, P) < bound, (form, tv(H, P), bound)
+        hists[form] = H
+    # the two forms agree with each other (same noise, same process)
+    assert tv(hists["ito"], hists["atype"]) < 0.01
+    # sanity: the bound is tight enough to reject a shifted density
+    Pshift = bin_probs_2d(lambda X, Y: -(((X - 0.2) ** 2 - 1) ** 2 / 4 + Y**2 / 2), BOX19, BINS)
+    assert tv(hists["ito"], Pshift) > 2 * bound
+
+
+def test_state_dependent_problem_forms_agree_with_exact_density():
+    beta_inv = 0.5
+    p = sdesim.problems.anisotropic_double_well(beta_inv=beta_inv)
+    box = ((-2.5, 2.5), (-2.5, 2.5))
+
+    def logd(X, Y):
+        return -((X**2 - 1) ** 2 / 4 + Y**2 / 2 + 0.15 * X * Y) / beta_inv
+
+    P = bin_probs_2d(logd, box, BINS)
+    g = np.linspace(-4, 4, 801)
+    X, Y = np.meshgrid(g, g, indexing="ij")
+    W = np.exp(logd(X, Y))
+    mean_exact = np.array([(X * W).sum(), (Y * W).sum()]) / W.sum()
+    hists = {}
+    for form in ("ito", "atype", "atype_naive"):
+        e = sdesim.simulate(p, beta_inv=beta_inv, n_particles=10000, n_steps=1000, dt=0.01, seed=5,
+                            save_every=200, burn_in=800, form=form)
+        s = e.samples()
+        hists[form] = H = hist2d(s, box, BINS)
+        groups = np.array_split(e.x.astype(np.float64), 20, axis=1)
+        m, se = group_se([gr.reshape(-1, 2) for gr in groups], lambda a: a.mean(axis=0))
+        if form == "atype_naive":  # dropping beta^-1 div(D+Q) changes the density
+            assert np.max(np.abs(m - mean_exact) / se) > 8, (m, mean_exact, se)
+        else:
+            bound = 1.35 * expected_tv_sampling(P, len(s))
+            assert tv(H, P) < bound, (form, tv(H, P), bound)
+            assert np.all(np.abs(m - mean_exact) < 4.5 * se + 2e-3), (m, mean_exact, se)
+    assert tv(hists["ito"], hists["atype"]) < 0.01
+
+
+def test_same_seed_same_numbers_whatever_chunking():
+    p = sdesim.problems.rotating_double_well(1.5)
+    kw = dict(beta_inv=1.0, n_particles=1000, n_steps=60, dt=0.01, seed=7, save_every=20, burn_in=10)
+    a = sdesim.simulate(p, **kw)
+    b = sdesim.simulate(p, chunk_size=300, block_size=128, **kw)
+    c = sdesim.simulate(p, chunk_size=999, **kw)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.x, c.x)
+    # a prefix of particles is the same whatever n_particles
+    d = sdesim.simulate(p, **{**kw, "n_particles": 10})
+    np.testing.assert_array_equal(a.x[:, :10], d.x)
+    e = sdesim.simulate(p, **{**kw, "seed": 8})
+    assert not np.allclose(a.x, e.x)
+
+
+def test_noise_golden_values():
+    """Pins the randomness contract: normals of particle 3 at step 5, seed 0."""
+    from sdesim._noise import particle_keys, step_normals
+
+    kd = particle_keys(0, 3, 1)[0]
+    z = np.asarray(step_normals(kd, 5, 3))
+    ref = np.array([1.2721002101898193, 1.2325454950332642, -0.7053532004356384])
+    np.testing.assert_allclose(z, ref, rtol=1e-6)
+
+
+def test_noise_is_standard_normal():
+    from scipy import stats
+
+    import jax
+
+    from sdesim._noise import particle_keys, step_normals
+
+    kd = particle_keys(1, 0, 20000)
+    z = np.asarray(jax.vmap(lambda k: step_normals(k, 17, 2))(kd))
+    for col in z.T:
+        assert stats.kstest(col, "norm").pvalue > 1e-3
+    assert abs(np.corrcoef(z.T)[0, 1]) < 4 / np.sqrt(20000)
+
+
+def test_diverged_particles_are_counted_and_excluded():
+    # EM for grad f = x^3 with dt = 0.5 grows without bound iff x0^2 > 2/dt = 4
+    p = sdesim.problems.custom(lambda x: x**3, 1e-12, 1)
+    x0 = np.array([[1.0], [2.5], [-0.5], [-3.0], [1.9]])
+    e = sdesim.simulate(p, beta_inv=1e-12, n_particles=5, n_steps=40, dt=0.5, seed=0, x0=x0, save_every=2)
+    assert e.n_diverged == 2
+    np.testing.assert_array_equal(e.finite, [True, False, True, False, True])
+    assert np.all(e.diverged_step[~e.finite] > 0) and np.all(e.diverged_step[e.finite] == -1)
+    assert np.all(np.isfinite(e.samples())) and np.all(np.isfinite(e.mean()))
+
+
+def test_second_call_reuses_compiled_program():
+    kw = dict(beta_inv=1.0, n_particles=256, n_steps=40, dt=0.01, seed=0, save_every=20)
+    sdesim.simulate(sdesim.problems.rotating_double_well(1.0), **kw)
+    n0 = compiled_cache_size()
+    e = sdesim.simulate(sdesim.problems.rotating_double_well(0.3), **kw)
+    assert compiled_cache_size() == n0 and e.compile_s == 0.0
+    F = np.array([[1.0, 0.2], [0.1, 2.0]])
+    sdesim.simulate(sdesim.problems.linear(F, np.eye(2)), **kw)
+    n1 = compiled_cache_size()
+    sdesim.simulate(sdesim.problems.linear(2 * F, 0.5 * np.eye(2) + 0.1), **kw)
+    assert compiled_cache_size() == n1
+
+
+def test_x0_and_snapshot_layout():
+    p = sdesim.problems.linear(np.eye(2), np.eye(2))
+    e = sdesim.simulate(p, beta_inv=1e-8, n_particles=3, n_steps=100, dt=0.01, seed=0,
+                        x0=[1.0, -2.0], save_every=25, burn_in=50)
+    assert e.x.shape == (4, 3, 2)
+    np.testing.assert_allclose(e.t, [0.75, 1.0, 1.25, 1.5])
+    np.testing.assert_allclose(e.x[-1, 0], np.array([1.0, -2.0]) * 0.99**150, rtol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        (dict(beta_inv=0.0), "beta_inv"),
+        (dict(beta_inv=float("nan")), "beta_inv"),
+        (dict(n_particles=0), "n_particles"),
+        (dict(n_particles=2.5), "n_particles"),
+        (dict(n_steps=-1), "n_steps"),
+        (dict(dt=0.0), "dt"),
+        (dict(dt=-0.1), "dt"),
+        (dict(seed=-1), "seed"),
+        (dict(save_every=3), "save_every"),
+        (dict(burn_in=-5), "burn_in"),
+        (dict(form="stratonovich"), "form"),
+        (dict(method="rk4"), "method"),
+        (dict(x0=[1.0, 2.0, 3.0]), "x0"),
+        (dict(x0=[np.inf, 0.0]), "x0"),
+        (dict(dtype="int32"), "dtype"),
+        (dict(chunk_size=0), "chunk_size"),
+    ],
+)
+def test_simulate_bad_input(override, field):
+    p = sdesim.problems.rotating_double_well(1.0)
+    kw = dict(beta_inv=1.0, n_particles=4, n_steps=10, dt=0.01, seed=0)
+    kw.update(override)
+    with pytest.raises(ValueError, match=f"^{field}"):
+        sdesim.simulate(p, **kw)
+
+
+def test_simulate_bad_problem_and_form():
+    with pytest.raises(ValueError, match="^problem"):
+        sdesim.simulate("nope", beta_inv=1.0, n_particles=4, n_steps=10, dt=0.01)
+    q = sdesim.problems.custom(lambda x: x, 1.0, 2)
+    with pytest.raises(ValueError, match="^form"):
+        sdesim.simulate(q, beta_inv=1.0, n_particles=4, n_steps=10, dt=0.01, form="atype")
+    s = sdesim.problems.anisotropic_double_well()
+    with pytest.raises(ValueError, match="^method"):
+        sdesim.simulate(s, beta_inv=1.0, n_particles=4, n_steps=10, dt=0.01, method="heun")
