@@ -1,0 +1,160 @@
+"""The command line: default run, summary schema, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sdesim.cli import app
+
+runner = CliRunner()
+
+SMALL = """
+[problem]
+kind = "rotating_double_well"
+lam = 0.5
+[simulation]
+form = ["ito", "atype"]
+n_particles = 2000
+n_steps = 200
+dt = 0.02
+seed = 3
+save_every = 50
+burn_in = 200
+"""
+
+
+def _write(tmp_path, text, name="c.toml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_run_small_config_writes_summary(tmp_path):
+    cfg = _write(tmp_path, SMALL)
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["run", str(cfg), "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    for key in ("mean", "cov", "n_diverged", "particle_steps_per_s", "config", "versions"):
+        assert key in s
+    assert len(s["mean"]) == 2 and np.shape(s["cov"]) == (2, 2)
+    assert s["n_diverged"] == 0
+    # exp(-Phi): E x2^2 = 1, and E x1^2 = 1 + O(sampling); both forms
+    for form in ("ito", "atype"):
+        st = s["forms"][form]
+        assert abs(st["cov"][1][1] - 1.0) < 0.08
+        chk = st["density_check"]
+        assert chk["exact_applies"] and chk["tv_to_exact"] < 1.5 * chk["tv_sampling_expected"]
+    assert (out / "ensemble_ito.h5").exists() and (out / "density.png").exists() and (out / "run.log").exists()
+    import h5py
+
+    with h5py.File(out / "ensemble_atype.h5") as f:
+        assert f["x"].shape == (4, 2000, 2)
+        assert json.loads(f.attrs["config"])["simulation"]["seed"] == 3
+    # never silently overwritten
+    r2 = runner.invoke(app, ["run", str(cfg), "--out", str(out), "--quiet"])
+    assert r2.exit_code == 2 and "error: out:" in r2.output
+
+
+def test_python_factory_config(tmp_path, monkeypatch):
+    (tmp_path / "myprob.py").write_text(textwrap.dedent("""
+        import sdesim
+        def make(scale=1.0):
+            return sdesim.problems.linear([[scale, 0.0], [0.0, 2.0 * scale]], [[1.0, 0.0], [0.0, 1.0]])
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = _write(tmp_path, """
+        [problem]
+        kind = "python"
+        factory = "myprob:make"
+        args = {scale = 1.0}
+        [temperature]
+        beta_inv = 0.5
+        [simulation]
+        n_particles = 4000
+        n_steps = 100
+        dt = 0.05
+        save_every = 50
+        burn_in = 100
+        [output]
+        trajectory = false
+    """)
+    r = runner.invoke(app, ["run", str(cfg), "--out", str(tmp_path / "o"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    # OU: var = beta_inv / F_ii (EM at dt=0.05 inflates by 1/(1 - dt F/2))
+    var = np.diag(s["cov"])
+    expect = np.array([0.5 / (1 - 0.025), 0.25 / (1 - 0.05)])
+    assert np.all(np.abs(var - expect) < 5 * expect * np.sqrt(2 / 8000))
+
+
+BAD = [
+    ("[problem]\nkind='rotating_double_well'\nlam=1\nfoo=2\n[simulation]\nn_particles=1\nn_steps=1\ndt=0.1", "problem.foo"),
+    ("[problm]\nkind='linear'", "problm"),
+    ("[problem]\nkind='nope'\n[simulation]\nn_particles=1\nn_steps=1\ndt=0.1", "problem.kind"),
+    ("[simulation]\nn_particles=1\nn_steps=1\ndt=0.1", "problem"),
+    ("[problem]\nkind='rotating_double_well'", "simulation"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=0\nn_steps=1\ndt=0.1", "simulation.n_particles"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=1.5\nn_steps=1\ndt=0.1", "simulation.n_particles"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=10\nn_steps=1\ndt=0.0", "simulation.dt"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=10\nn_steps=1\ndt=-1", "simulation.dt"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=10\nn_steps=1\ndt=nan", "simulation.dt"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=10\ndt=0.1", "simulation.n_steps"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1\nsave_every=3", "simulation.save_every"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1\nform='strat'", "simulation.form"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1\nmethod='rk9'", "simulation.method"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1\nseed=-2", "simulation.seed"),
+    ("[problem]\nkind='rotating_double_well'\nlam='x'\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "problem.lam"),
+    ("[problem]\nkind='linear'\nF=[[1,0],[0,1]]\nD=[[1,2],[0,1]]\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "problem.D"),
+    ("[problem]\nkind='linear'\nF=[[1,0],[0,1]]\nD=[[1,2],[2,1]]\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "problem.D"),
+    ("[problem]\nkind='linear'\nF=[[1,0,0],[0,1,0]]\nD=[[1,0],[0,1]]\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "problem.F"),
+    ("[problem]\nkind='linear'\nF=[[1,0],[0,1]]\nD=[[1,0,0],[0,1,0],[0,0,1]]\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "problem.D"),
+    ("[problem]\nkind='linear'\nF=[[-1,0],[0,1]]\nD=[[1,0],[0,1]]\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "problem.F"),
+    ("[problem]\nkind='linear'\nD=[[1,0],[0,1]]\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "problem.F"),
+    ("[problem]\nkind='python'\nfactory='no_such_module_xyz:make'\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "problem.factory"),
+    ("[problem]\nkind='python'\nfactory='json'\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "problem.factory"),
+    ("[problem]\nkind='python'\nfactory='json:nope'\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "problem.factory"),
+    ("[problem]\nkind='rotating_double_well'\n[temperature]\nlr=0.1\nbatch=20\nn_data=10\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "temperature.batch"),
+    ("[problem]\nkind='rotating_double_well'\n[temperature]\nbeta_inv=0\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "temperature.beta_inv"),
+    ("[problem]\nkind='rotating_double_well'\n[temperature]\nlr=-0.1\nbatch=2\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "temperature.lr"),
+    ("[problem]\nkind='rotating_double_well'\n[temperature]\nbeta_inv=1\nlr=0.1\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1", "temperature"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1\n[analysis]\nbox=[[1,0],[0,1]]", "analysis.box"),
+    ("[problem]\nkind='rotating_double_well'\n[simulation]\nn_particles=10\nn_steps=10\ndt=0.1\ndtype='float16'", "simulation.dtype"),
+    ("this is = = not toml", "config"),
+]
+
+
+@pytest.mark.parametrize("text, field", BAD, ids=[f for _, f in BAD])
+def test_bad_config_one_line_exit_2(tmp_path, text, field):
+    cfg = _write(tmp_path, text)
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["run", str(cfg), "--out", str(out), "--quiet"])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {field}"), r.output
+    assert "Traceback" not in r.output
+    assert not out.exists()  # no work started
+
+
+def test_missing_config_file(tmp_path):
+    r = runner.invoke(app, ["run", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and r.output.startswith("error: config: file not found")
+
+
+def test_help_and_info_subprocess():
+    r = subprocess.run([sys.executable, "-m", "sdesim.cli", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    for cmd in ("run", "info", "figures", "bench"):
+        assert cmd in r.stdout
+    r = subprocess.run([sys.executable, "-m", "sdesim.cli", "info"], capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["jax"]
+
+
+def test_default_config_is_valid_and_prints():
+    r = runner.invoke(app, ["run", "--print-default-config"])
+    assert r.exit_code == 0 and "rotating_double_well" in r.output
