@@ -281,9 +281,10 @@ def _resolve_dtype(dtype):
     return dt
 
 
-def _plan_segments(n_saves: int, bytes_per_save: int) -> list[int]:
-    """Split ``n_saves`` snapshots into segments whose buffer fits SEGMENT_BYTES."""
-    cap = max(1, SEGMENT_BYTES // max(bytes_per_save, 1))
+def _plan_segments(n_saves: int, bytes_per_save: int, cap: Optional[int] = None) -> list[int]:
+    """Split ``n_saves`` snapshots into segments whose buffer fits SEGMENT_BYTES (or ``cap``)."""
+    if cap is None:
+        cap = max(1, SEGMENT_BYTES // max(bytes_per_save, 1))
     if n_saves <= cap:
         return [n_saves]
     # prefer equal segments (one compiled program) when a divisor is close to the cap
@@ -337,6 +338,10 @@ def simulate(
     progress=False,
     solver=None,
     adaptive: bool = False,
+    checkpoint_every: Optional[int] = None,
+    out_array=None,
+    on_piece: Optional[Callable] = None,
+    resume: Optional[dict] = None,
 ) -> Ensemble:
     """Integrate an ensemble of independent particles of ``problem``'s SDE.
 
@@ -357,6 +362,14 @@ def simulate(
         progress: ``True`` for a progress line on stderr, or a callable
             ``(fraction, particle_steps_per_s, eta_s)``.
         solver, adaptive: for ``method="diffrax"`` only.
+        checkpoint_every: cut the run into compiled pieces of at most this many
+            steps (progress and ``on_piece`` happen between pieces).
+        out_array: preallocated ``(n_saved, n_particles, dim)`` array (e.g. a
+            ``numpy.memmap``) to write snapshots into, for disk-backed runs.
+        on_piece: called on the host after every piece with a dict
+            ``chunk_start, piece, x, step, k`` -- what a checkpoint needs.
+        resume: such a dict (from a checkpoint): continue after that piece;
+            the result is bit-identical to an uninterrupted run.
 
     Returns:
         :class:`Ensemble` with ``x (n_saved, n_particles, dim)``.
@@ -375,6 +388,8 @@ def simulate(
     if chunk_size is not None:
         chunk_size = check_positive_int(chunk_size, "chunk_size")
     block_size = check_positive_int(block_size, "block_size")
+    if checkpoint_every is not None:
+        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
     dtype = _resolve_dtype(dtype)
     dim = problem.dim
     x_init = _initial_state(x0, n_particles, dim, dtype)
@@ -390,54 +405,96 @@ def simulate(
     every = save_every if save_every is not None else n_steps
     n_saves = n_steps // every
     chunk = n_particles if chunk_size is None else min(chunk_size, n_particles)
-    seg_plan = _plan_segments(n_saves, chunk * dim * dtype.itemsize)
+    pieces = _plan_pieces(burn_in, n_steps, save_every, chunk * dim * dtype.itemsize, checkpoint_every)
     total_steps = burn_in + n_steps
     prog = _Progress(float(n_particles) * total_steps, progress)
 
-    x_out = np.empty((n_saves, n_particles, dim), dtype=dtype)
+    if out_array is None:
+        x_out = np.empty((n_saves, n_particles, dim), dtype=dtype)
+    else:
+        if tuple(out_array.shape) != (n_saves, n_particles, dim):
+            raise ValueError(f"out_array: expected shape {(n_saves, n_particles, dim)}, got {out_array.shape}")
+        x_out = out_array
     static = dict(form=form, method=method, block=block_size, dtype=dtype)
     compile_s = 0.0
     run_s = 0.0
     done_ps = 0.0
+    r_chunk, r_piece = (resume["chunk_start"], resume["piece"]) if resume else (0, -1)
     for start in range(0, n_particles, chunk):
         stop = min(start + chunk, n_particles)
+        if start < r_chunk:
+            done_ps += (stop - start) * total_steps
+            continue
         kd = _noise.particle_keys(seed, start, stop - start)
         x = x_init[start:stop]
-        step = 0
-        if burn_in:
+        step, k = 0, 0
+        for ip, (n_out, ev, keep) in enumerate(pieces):
+            if start == r_chunk and ip <= r_piece:
+                if ip == r_piece:  # state at the end of the checkpointed piece
+                    x = jnp.asarray(resume["x"], dtype)
+                    step, k = int(resume["step"]), int(resume["k"])
+                done_ps += (stop - start) * n_out * ev
+                continue
             comp, c = _compiled_segment(
-                problem, x, kd, jnp.int32(step), beta_inv, dt, n_out=1, every=burn_in, **static
-            )
-            compile_s += c
-            t0 = time.perf_counter()
-            x, _ = comp(problem, x, kd, jnp.int32(step), beta_inv, dt)
-            x.block_until_ready()
-            run_s += time.perf_counter() - t0
-            step += burn_in
-            done_ps += (stop - start) * burn_in
-            prog(done_ps)
-        k = 0
-        for seg in seg_plan:
-            comp, c = _compiled_segment(
-                problem, x, kd, jnp.int32(step), beta_inv, dt, n_out=seg, every=every, **static
+                problem, x, kd, jnp.int32(step), beta_inv, dt, n_out=n_out, every=ev, **static
             )
             compile_s += c
             t0 = time.perf_counter()
             x, snaps = comp(problem, x, kd, jnp.int32(step), beta_inv, dt)
-            x_out[k : k + seg, start:stop] = np.asarray(snaps)
+            if keep:
+                x_out[k : k + n_out, start:stop] = np.asarray(snaps)
+                k += n_out
+            else:
+                x.block_until_ready()
             run_s += time.perf_counter() - t0
-            k += seg
-            step += seg * every
-            done_ps += (stop - start) * seg * every
+            step += n_out * ev
+            done_ps += (stop - start) * n_out * ev
+            if on_piece is not None:
+                on_piece(dict(chunk_start=start, piece=ip, n_pieces=len(pieces), x=np.asarray(x),
+                              step=step, k=k, last=(stop == n_particles and ip == len(pieces) - 1)))
             prog(done_ps)
 
     steps = burn_in + every * np.arange(1, n_saves + 1)
-    finite, div_step = _divergence_report(x_out, steps)
+    finite, div_step = _divergence_report(np.asarray(x_out), steps)
     return Ensemble(
         x=x_out, t=steps * dt, step=steps, finite=finite, diverged_step=div_step, dt=dt,
         beta_inv=beta_inv, form=form, method=method, seed=seed, burn_in=burn_in,
         save_every=save_every, compile_s=compile_s, run_s=run_s, n_steps_total=total_steps,
     )
+
+
+def _plan_pieces(burn_in, n_steps, save_every, bytes_per_save, checkpoint_every):
+    """The run cut into pieces ``(n_out, every, keep)``, each one compiled call.
+
+    Burn-in pieces keep nothing; saving pieces keep their ``n_out`` snapshots.
+    ``checkpoint_every`` (steps) bounds the length of a piece so that progress
+    and checkpoints happen at least that often. Equal-length pieces are
+    preferred so one compiled program serves them all.
+    """
+    ce = checkpoint_every
+    pieces = []
+    if burn_in:
+        if ce and ce < burn_in:
+            full, rest = divmod(burn_in, ce)
+            pieces += [(1, ce, False)] * full + ([(1, rest, False)] if rest else [])
+        else:
+            pieces.append((1, burn_in, False))
+    if save_every is None:
+        if ce and ce < n_steps:
+            full, rest = divmod(n_steps, ce)
+            if rest:
+                pieces += [(1, ce, False)] * full + [(1, rest, True)]
+            else:
+                pieces += [(1, ce, False)] * (full - 1) + [(1, ce, True)]
+        else:
+            pieces.append((1, n_steps, True))
+        return pieces
+    n_saves = n_steps // save_every
+    cap = max(1, SEGMENT_BYTES // max(bytes_per_save, 1))
+    if ce:
+        cap = min(cap, max(1, ce // save_every))
+    pieces += [(seg, save_every, True) for seg in _plan_segments(n_saves, bytes_per_save, cap)]
+    return pieces
 
 
 def _divergence_report(x_out: np.ndarray, steps: np.ndarray):

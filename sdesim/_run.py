@@ -32,6 +32,58 @@ class RunDirError(ValueError):
     pass
 
 
+class CheckpointError(ValueError):
+    pass
+
+
+def _fsync_replace(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # pragma: no cover - platforms without directory fsync
+        pass
+
+
+def save_checkpoint(path: Path, info: dict) -> None:
+    """Atomic checkpoint: write ``path.tmp``, fsync, rename. Holds a SHA-256 of its contents."""
+    import hashlib
+
+    x = np.ascontiguousarray(info["x"])
+    meta = {k: int(info[k]) for k in ("chunk_start", "piece", "step", "k")}
+    meta["dtype"] = str(x.dtype)
+    meta["shape"] = list(x.shape)
+    digest = hashlib.sha256(x.tobytes() + json.dumps(meta, sort_keys=True).encode()).hexdigest()
+    meta["sha256"] = digest
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, x=x, meta=np.array(json.dumps(meta)))
+    _fsync_replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load and verify a checkpoint; a truncated or altered file raises CheckpointError."""
+    import hashlib
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            x = z["x"]
+            meta = json.loads(str(z["meta"]))
+    except Exception as e:  # noqa: BLE001 - any failure to read means a bad checkpoint
+        raise CheckpointError(f"checkpoint: {path} is corrupted or partial ({type(e).__name__}); "
+                              "delete it to restart this form from the beginning") from None
+    want = meta.pop("sha256", None)
+    got = hashlib.sha256(np.ascontiguousarray(x).tobytes() + json.dumps(meta, sort_keys=True).encode()).hexdigest()
+    if want != got:
+        raise CheckpointError(f"checkpoint: {path} fails its checksum; delete it to restart this form")
+    return dict(x=x, **{k: meta[k] for k in ("chunk_start", "piece", "step", "k")})
+
+
 def versions() -> dict:
     import jax
 
@@ -98,27 +150,6 @@ def _density_check(problem, ens, beta_inv, form, box, bins):
     }, H, P
 
 
-def _write_h5(path: Path, ens, cfg, vers) -> None:
-    import h5py
-
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        chunk_p = min(ens.n_particles, 65536)
-        d = f.create_dataset("x", data=ens.x, chunks=(1, chunk_p, ens.dim), compression="gzip", compression_opts=1)
-        d.attrs["dims"] = json.dumps(["time", "particle", "dim"])
-        f.create_dataset("t", data=ens.t)
-        f.create_dataset("step", data=ens.step)
-        f.create_dataset("finite", data=ens.finite)
-        f.create_dataset("diverged_step", data=ens.diverged_step)
-        f.attrs["config"] = json.dumps(cfg)
-        f.attrs["seed"] = ens.seed
-        f.attrs["form"] = ens.form
-        f.attrs["dt"] = ens.dt
-        f.attrs["beta_inv"] = ens.beta_inv
-        f.attrs["versions"] = json.dumps(vers)
-    os.replace(tmp, path)
-
-
 def _stats(ens) -> dict:
     s = ens.samples().astype(np.float64)
     return {
@@ -133,13 +164,58 @@ def _stats(ens) -> dict:
     }
 
 
-def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False) -> dict:
-    """Run every form of a validated config; write outputs to ``out``; return the summary."""
+def _write_h5_from(path: Path, arr, ens, cfg, vers) -> None:
+    """Copy snapshots (possibly a memmap) into a chunked HDF5 file, bounded memory."""
+    import h5py
+
+    tmp = path.with_name(path.name + ".tmp")
+    n_saved, n_particles, dim = arr.shape
+    with h5py.File(tmp, "w") as f:
+        chunk_p = min(n_particles, 65536)
+        d = f.create_dataset("x", shape=arr.shape, dtype=arr.dtype, chunks=(1, chunk_p, dim),
+                             compression="gzip", compression_opts=1)
+        for i in range(n_saved):
+            d[i] = arr[i]
+        d.attrs["dims"] = json.dumps(["time", "particle", "dim"])
+        f.create_dataset("t", data=ens.t)
+        f.create_dataset("step", data=ens.step)
+        f.create_dataset("finite", data=ens.finite)
+        f.create_dataset("diverged_step", data=ens.diverged_step)
+        f.attrs["config"] = json.dumps(cfg)
+        f.attrs["seed"] = ens.seed
+        f.attrs["form"] = ens.form
+        f.attrs["dt"] = ens.dt
+        f.attrs["beta_inv"] = ens.beta_inv
+        f.attrs["versions"] = json.dumps(vers)
+    _fsync_replace(tmp, path)
+
+
+def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False, resume: bool = False) -> dict:
+    """Run every form of a validated config; write outputs to ``out``; return the summary.
+
+    Snapshots go to a disk-backed ``ensemble_<form>.partial.npy`` while the run is
+    going, with an atomic checkpoint (``checkpoint_<form>.npz``: state, step,
+    piece, SHA-256) after every piece; ``resume=True`` continues from the last
+    checkpoint and gives arrays bit-identical to an uninterrupted run. When a
+    form finishes, its snapshots move to ``ensemble_<form>.h5``.
+    """
+    from numpy.lib.format import open_memmap
+
     from ._integrate import simulate
 
     out = Path(out)
-    _prepare_dir(out, force)
-    handler = logging.FileHandler(out / "run.log", mode="w")
+    if resume:
+        if not (out / "config.json").exists():
+            raise RunDirError(f"out: {out} holds no run to resume (config.json missing)")
+        saved = json.loads((out / "config.json").read_text())
+        if json.loads(json.dumps(cfg)) != saved:
+            raise RunDirError("config: differs from the config of the run being resumed (omit CONFIG to reuse it)")
+    else:
+        _prepare_dir(out, force)
+        for stale in list(out.glob("checkpoint_*.npz")) + list(out.glob("form_*.json")) + list(out.glob("*.partial.npy")):
+            stale.unlink()
+        _atomic_write_text(out / "config.json", json.dumps(cfg, indent=2))
+    handler = logging.FileHandler(out / "run.log", mode="a" if resume else "w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -148,10 +224,34 @@ def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False) 
         vers = versions()
         sim = cfg["simulation"]
         beta_inv = cfg["temperature"]["beta_inv"]
-        log.info("problem %s dim=%d beta_inv=%g", type(problem).__name__, problem.dim, beta_inv)
+        log.info("%s problem %s dim=%d beta_inv=%g", "resume" if resume else "start",
+                 type(problem).__name__, problem.dim, beta_inv)
         by_form = {}
         hists = {}
         for form in sim["form"]:
+            done_path = out / f"form_{form}.json"
+            if resume and done_path.exists():
+                by_form[form] = json.loads(done_path.read_text())
+                log.info("form=%s: already finished", form)
+                continue
+            n_saves = sim["n_steps"] // (sim["save_every"] or sim["n_steps"])
+            shape = (n_saves, sim["n_particles"], problem.dim)
+            npy = out / f"ensemble_{form}.partial.npy"
+            ckpt = out / f"checkpoint_{form}.npz"
+            state = None
+            if resume and ckpt.exists():
+                state = load_checkpoint(ckpt)
+                arr = open_memmap(npy, mode="r+")
+                if tuple(arr.shape) != shape:
+                    raise CheckpointError(f"checkpoint: {npy} has shape {arr.shape}, expected {shape}")
+                log.info("form=%s: resuming after step %d (particle chunk %d)", form, state["step"], state["chunk_start"])
+            else:
+                arr = open_memmap(npy, mode="w+", dtype=np.dtype(sim["dtype"]), shape=shape)
+
+            def on_piece(info, arr=arr, ckpt=ckpt):
+                arr.flush()  # snapshots on disk before the checkpoint that refers to them
+                save_checkpoint(ckpt, info)
+
             log.info("form=%s: %d particles x %d steps (+%d burn-in), dt=%g",
                      form, sim["n_particles"], sim["n_steps"], sim["burn_in"], sim["dt"])
             t0 = time.perf_counter()
@@ -159,8 +259,10 @@ def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False) 
                 problem, beta_inv=beta_inv, n_particles=sim["n_particles"], n_steps=sim["n_steps"],
                 dt=sim["dt"], seed=sim["seed"], form=form, save_every=sim["save_every"],
                 burn_in=sim["burn_in"], method=sim["method"], dtype=sim["dtype"],
-                chunk_size=sim["chunk_size"], progress=not quiet,
+                chunk_size=sim["chunk_size"], progress=not quiet, checkpoint_every=sim["checkpoint_every"],
+                out_array=arr, on_piece=on_piece, resume=state,
             )
+            arr.flush()
             st = _stats(ens)
             st["wall_s"] = time.perf_counter() - t0
             if ens.n_diverged:
@@ -180,7 +282,11 @@ def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False) 
                 log.info("form=%s: TV(histogram, exp(-Phi/beta_inv)) = %.4f (sampling expectation %.4f)",
                          form, chk["tv_to_exact"], chk["tv_sampling_expected"])
             if cfg["output"]["trajectory"]:
-                _write_h5(out / f"ensemble_{form}.h5", ens, cfg, vers)
+                _write_h5_from(out / f"ensemble_{form}.h5", arr, ens, cfg, vers)
+            del arr, ens
+            _atomic_write_text(done_path, json.dumps(st))
+            npy.unlink(missing_ok=True)
+            ckpt.unlink(missing_ok=True)
             by_form[form] = st
             log.info("form=%s: %.3g particle-steps/s (compile %.2fs)", form, st["particle_steps_per_s"], st["compile_s"])
         first = by_form[sim["form"][0]]

@@ -38,6 +38,7 @@ def run(
     config: Optional[Path] = typer.Argument(None, help="TOML config; omit for the embedded default (Example 19, lam = 1.5, both forms)."),
     out: Path = typer.Option(Path("runs/default"), "--out", "-o", help="Run directory for summary.json, ensemble_*.h5, density.png, run.log."),
     force: bool = typer.Option(False, "--force", help="Overwrite a non-empty run directory."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out from its last checkpoint (bit-identical result)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for scripts)."),
     print_config: bool = typer.Option(False, "--print-default-config", help="Print the embedded default config and exit."),
 ):
@@ -47,17 +48,21 @@ def run(
     if print_config:
         typer.echo(DEFAULT_CONFIG_TOML.strip())
         return
+    if resume and config is None:
+        config = out / "config.json"
+        if not config.exists():
+            _fail(f"out: {out} holds no run to resume (config.json missing)")
     try:
-        cfg = load_config(config)
+        cfg = load_config(config) if not (resume and config == out / "config.json") else _load_json_config(config)
     except ConfigError as e:
         _fail(str(e))
     from ._config import build_problem
-    from ._run import RunDirError, run_experiment
+    from ._run import CheckpointError, RunDirError, run_experiment
 
     try:
         build_problem(cfg)  # fail on factory errors before creating the directory
-        summary = run_experiment(cfg, out, force=force, quiet=quiet)
-    except (ConfigError, RunDirError) as e:
+        summary = run_experiment(cfg, out, force=force, quiet=quiet, resume=resume)
+    except (ConfigError, RunDirError, CheckpointError) as e:
         _fail(str(e))
     if not quiet:
         typer.echo(f"wrote {out / 'summary.json'}")
@@ -67,6 +72,19 @@ def run(
             if chk:
                 line += f"  TV to exp(-Phi/beta_inv) = {chk['tv_to_exact']:.4f} (sampling {chk['tv_sampling_expected']:.4f})"
             typer.echo(line)
+
+
+def _load_json_config(path: Path) -> dict:
+    from ._config import ConfigError
+
+    # config.json is the normalised config written by the run itself
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"config: cannot read {path}: {e}") from None
+    if not isinstance(cfg, dict) or "problem" not in cfg or "simulation" not in cfg:
+        raise ConfigError(f"config: {path} is not an sdesim run config")
+    return cfg
 
 
 def _fmt(v):
