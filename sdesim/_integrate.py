@@ -90,14 +90,15 @@ class Ensemble:
     compile_s: float = 0.0
     run_s: float = 0.0
     n_steps_total: int = 0
+    stats: Optional[dict] = None
 
     @property
     def n_particles(self) -> int:
-        return self.x.shape[1]
+        return self.finite.shape[0]
 
     @property
     def dim(self) -> int:
-        return self.x.shape[2]
+        return self.x.shape[2] if self.x is not None else len(self.stats["mean"])
 
     @property
     def n_diverged(self) -> int:
@@ -109,12 +110,18 @@ class Ensemble:
 
     def samples(self) -> np.ndarray:
         """All snapshots of the finite particles pooled, shape ``(n_saved * n_finite, dim)``."""
+        if self.x is None:
+            raise ValueError("samples: this run kept statistics only (keep='stats'); use mean(), cov(), stats")
         return self.x[:, self.finite, :].reshape(-1, self.dim)
 
     def mean(self) -> np.ndarray:
+        if self.x is None:
+            return self.stats["mean"]
         return self.samples().astype(np.float64).mean(axis=0)
 
     def cov(self) -> np.ndarray:
+        if self.x is None:
+            return self.stats["cov"]
         s = self.samples().astype(np.float64)
         return np.atleast_2d(np.cov(s, rowvar=False))
 
@@ -137,8 +144,13 @@ class Ensemble:
 # ---------------------------------------------------------------------------
 
 
-def _block_run(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, every, dtype):
-    """Advance one block of particles ``x (n, dim)`` by ``n_out * every`` steps."""
+def _block_run(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, every, dtype, reduce):
+    """Advance one block of particles ``x (n, dim)`` by ``n_out * every`` steps.
+
+    Returns ``(x_final, payload)``: the ``n_out`` snapshots ``(n_out, n, dim)``,
+    or with ``reduce=(bins, box)`` running statistics of the snapshots computed
+    inside the loop (see :func:`_snapshot_stats`), so nothing per-snapshot is kept.
+    """
     diff = problem.diffusion
     nd = diff.noise_dim
     kind = "rademacher" if method == "weak_euler" else "gaussian"
@@ -168,38 +180,114 @@ def _block_run(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, ever
             return x + 0.5 * (b + drift(xt)) * dt + g
         return x + b * dt + g
 
-    def inner(x, i):
+    def advance(x, i):
         s0 = step0 + i * every
 
         def body(k, x):
             return step(x, (s0 + k).astype(jnp.uint32))
 
-        x = jax.lax.fori_loop(0, every, body, x)
-        return x, x
+        return jax.lax.fori_loop(0, every, body, x)
 
-    return jax.lax.scan(inner, x, jnp.arange(n_out, dtype=step0.dtype))
+    if reduce is None:
+
+        def inner(x, i):
+            x = advance(x, i)
+            return x, x
+
+        return jax.lax.scan(inner, x, jnp.arange(n_out, dtype=step0.dtype))
+
+    bins, box = reduce
+    n = x.shape[0]
+
+    def inner_stats(carry, i):
+        x, bad = carry
+        x = advance(x, i)
+        fin = jnp.all(jnp.isfinite(x), axis=1)
+        step_now = step0 + (i + 1) * every
+        bad = jnp.where((bad < 0) & ~fin, step_now, bad)
+        return (x, bad), _snapshot_stats(x, fin, bins, box)
+
+    (x, bad), st = jax.lax.scan(
+        inner_stats, (x, jnp.full((n,), -1, step0.dtype)), jnp.arange(n_out, dtype=step0.dtype)
+    )
+    st = jax.tree_util.tree_map(lambda a: a.sum(axis=0), st)  # over snapshots
+    st["bad"] = bad
+    return x, st
 
 
-def _segment(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, every, block, dtype):
+def _snapshot_stats(x, fin, bins, box):
+    """Count, sum, sum of outer products (and a 2D histogram of x[:, :2]) of the finite rows."""
+    w = fin.astype(x.dtype)
+    xs = jnp.where(fin[:, None], x, 0.0)
+    out = {"n": jnp.sum(w), "s1": xs.sum(axis=0), "s2": xs.T @ xs}
+    if bins:
+        (x0, x1), (y0, y1) = box
+        ix = jnp.floor((xs[:, 0] - x0) / (x1 - x0) * bins).astype(jnp.int32)
+        iy = jnp.floor((xs[:, 1] - y0) / (y1 - y0) * bins).astype(jnp.int32)
+        inside = fin & (ix >= 0) & (ix < bins) & (iy >= 0) & (iy < bins)
+        flat = jnp.where(inside, ix * bins + iy, bins * bins)
+        h = jnp.zeros((bins * bins + 1,), jnp.int32).at[flat].add(1)
+        out["hist"] = h[:-1].reshape(bins, bins)
+    return out
+
+
+def _segment(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, every, block, dtype, reduce):
     """All particles: sweep cache-sized blocks through the whole segment."""
     n, dim = x.shape
     problem = _cast_floats(problem, dtype)
-    kw = dict(form=form, method=method, n_out=n_out, every=every, dtype=dtype)
+    kw = dict(form=form, method=method, n_out=n_out, every=every, dtype=dtype, reduce=reduce)
     if n <= block:
         return _block_run(problem, x, kd, step0, beta_inv, dt, **kw)
     nb = -(-n // block)
     pad = nb * block - n
-    xp = jnp.pad(x, ((0, pad), (0, 0))).reshape(nb, block, dim)
+    # padded particles start at NaN so reducers ignore them; they are sliced off anyway
+    xp = jnp.pad(x, ((0, pad), (0, 0)), constant_values=jnp.nan).reshape(nb, block, dim)
     kp = jnp.pad(kd, ((0, pad), (0, 0))).reshape(nb, block, 2)
 
     def one(args):
         xb, kb = args
         return _block_run(problem, xb, kb, step0, beta_inv, dt, **kw)
 
-    xf, snaps = jax.lax.map(one, (xp, kp))
+    xf, out = jax.lax.map(one, (xp, kp))
     xf = xf.reshape(nb * block, dim)[:n]
-    snaps = jnp.swapaxes(snaps, 0, 1).reshape(n_out, nb * block, dim)[:, :n]
-    return xf, snaps
+    if reduce is None:
+        out = jnp.swapaxes(out, 0, 1).reshape(n_out, nb * block, dim)[:, :n]
+    else:
+        bad = out.pop("bad").reshape(nb * block)[:n]
+        out = jax.tree_util.tree_map(lambda a: a.sum(axis=0), out)
+        out["bad"] = bad
+    return xf, out
+
+
+def _sharded_segment(problem, x, kd, step0, beta_inv, dt, *, n_shards, **static):
+    """Shard the particle axis over ``n_shards`` local devices (``jax.shard_map``).
+
+    Every device runs :func:`_segment` on its own particles; the noise of a
+    particle depends only on its global index, so the result equals the
+    single-device run bit for bit. Reducer statistics are summed with ``psum``.
+    """
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+
+    mesh = Mesh(np.array(jax.devices()[:n_shards]), ("p",))
+    reduce = static["reduce"]
+
+    def local(problem, x, kd, step0, beta_inv, dt):
+        xf, out = _segment(problem, x, kd, step0, beta_inv, dt, **static)
+        if reduce is not None:
+            bad = out.pop("bad")
+            out = jax.lax.psum(out, "p")
+            out["bad"] = bad
+        return xf, out
+
+    if reduce is None:
+        out_specs = (P("p"), P(None, "p"))
+    else:
+        keys = ["n", "s1", "s2"] + (["hist"] if reduce[0] else [])
+        out_specs = (P("p"), {**{k: P() for k in keys}, "bad": P("p")})
+    f = jax.shard_map(local, mesh=mesh, in_specs=(P(), P("p"), P("p"), P(), P(), P()),
+                      out_specs=out_specs, check_vma=False)
+    return f(problem, x, kd, step0, beta_inv, dt)
 
 
 def _cast_floats(tree, dtype):
@@ -213,8 +301,9 @@ def _cast_floats(tree, dtype):
     return jax.tree_util.tree_map(cast, tree)
 
 
-_STATIC = ("form", "method", "n_out", "every", "block", "dtype")
+_STATIC = ("form", "method", "n_out", "every", "block", "dtype", "reduce")
 _segment_jit = jax.jit(_segment, static_argnames=_STATIC)
+_sharded_jit = jax.jit(_sharded_segment, static_argnames=_STATIC + ("n_shards",))
 _COMPILED: dict = {}
 
 
@@ -233,7 +322,11 @@ def _compiled_segment(problem, x, kd, step0, beta_inv, dt, **static):
     if hit is not None:
         return hit, 0.0
     t0 = time.perf_counter()
-    comp = _segment_jit.lower(problem, x, kd, step0, beta_inv, dt, **static).compile()
+    if static.get("n_shards", 1) > 1:
+        comp = _sharded_jit.lower(problem, x, kd, step0, beta_inv, dt, **static).compile()
+    else:
+        static = {k: v for k, v in static.items() if k != "n_shards"}
+        comp = _segment_jit.lower(problem, x, kd, step0, beta_inv, dt, **static).compile()
     _COMPILED[sig] = comp
     return comp, time.perf_counter() - t0
 
@@ -342,6 +435,10 @@ def simulate(
     out_array=None,
     on_piece: Optional[Callable] = None,
     resume: Optional[dict] = None,
+    keep: str = "trajectory",
+    stats_bins: Optional[int] = None,
+    stats_box=None,
+    devices=None,
 ) -> Ensemble:
     """Integrate an ensemble of independent particles of ``problem``'s SDE.
 
@@ -370,6 +467,14 @@ def simulate(
             ``chunk_start, piece, x, step, k`` -- what a checkpoint needs.
         resume: such a dict (from a checkpoint): continue after that piece;
             the result is bit-identical to an uninterrupted run.
+        keep: ``"trajectory"`` (snapshots in ``Ensemble.x``) or ``"stats"``:
+            running count / mean / covariance (and a ``stats_bins`` x
+            ``stats_bins`` histogram of the first two coordinates on
+            ``stats_box``) over all saved snapshots, reduced inside the
+            compiled loop -- memory independent of the number of snapshots.
+        devices: number of local devices to shard the particle axis over
+            (``None``: all local devices when there are several and at least
+            1024 particles per device). Results do not depend on it.
 
     Returns:
         :class:`Ensemble` with ``x (n_saved, n_particles, dim)``.
@@ -388,6 +493,28 @@ def simulate(
     if chunk_size is not None:
         chunk_size = check_positive_int(chunk_size, "chunk_size")
     block_size = check_positive_int(block_size, "block_size")
+    if keep not in ("trajectory", "stats"):
+        raise ValueError(f"keep: expected 'trajectory' or 'stats', got {keep!r}")
+    reduce = None
+    if keep == "stats":
+        bins = 0
+        box = None
+        if stats_bins is not None:
+            bins = check_positive_int(stats_bins, "stats_bins")
+            box_arr = check_finite_array(stats_box, "stats_box", shape=(2, 2))
+            if np.any(box_arr[:, 1] <= box_arr[:, 0]):
+                raise ValueError("stats_box: expected [[x0, x1], [y0, y1]] with x0 < x1, y0 < y1")
+            if problem.dim < 2:
+                raise ValueError("stats_bins: the histogram needs dim >= 2")
+            box = tuple(tuple(float(v) for v in row) for row in box_arr)
+        reduce = (bins, box)
+    n_local = len(jax.local_devices())
+    if devices is None:
+        n_shards = n_local if n_local > 1 and n_particles >= 1024 * n_local else 1
+    else:
+        n_shards = check_positive_int(devices, "devices")
+        if n_shards > n_local:
+            raise ValueError(f"devices: {n_shards} requested, {n_local} available")
     if checkpoint_every is not None:
         checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
     dtype = _resolve_dtype(dtype)
@@ -409,13 +536,19 @@ def simulate(
     total_steps = burn_in + n_steps
     prog = _Progress(float(n_particles) * total_steps, progress)
 
-    if out_array is None:
+    if keep == "stats":
+        x_out = None
+        acc = {"n": 0.0, "s1": np.zeros(dim), "s2": np.zeros((dim, dim))}
+        if reduce[0]:
+            acc["hist"] = np.zeros((reduce[0], reduce[0]), np.int64)
+        bad_all = np.full((n_particles,), -1, np.int64)
+    elif out_array is None:
         x_out = np.empty((n_saves, n_particles, dim), dtype=dtype)
     else:
         if tuple(out_array.shape) != (n_saves, n_particles, dim):
             raise ValueError(f"out_array: expected shape {(n_saves, n_particles, dim)}, got {out_array.shape}")
         x_out = out_array
-    static = dict(form=form, method=method, block=block_size, dtype=dtype)
+    static = dict(form=form, method=method, block=block_size, dtype=dtype, reduce=reduce, n_shards=n_shards)
     compile_s = 0.0
     run_s = 0.0
     done_ps = 0.0
@@ -425,41 +558,66 @@ def simulate(
         if start < r_chunk:
             done_ps += (stop - start) * total_steps
             continue
-        kd = _noise.particle_keys(seed, start, stop - start)
+        m = stop - start
+        m_pad = -(-m // n_shards) * n_shards
+        kd = _noise.particle_keys(seed, start, m_pad)
         x = x_init[start:stop]
+        if m_pad > m:
+            x = jnp.pad(x, ((0, m_pad - m), (0, 0)), constant_values=jnp.nan)
         step, k = 0, 0
-        for ip, (n_out, ev, keep) in enumerate(pieces):
+        for ip, (n_out, ev, keep_piece) in enumerate(pieces):
             if start == r_chunk and ip <= r_piece:
                 if ip == r_piece:  # state at the end of the checkpointed piece
                     x = jnp.asarray(resume["x"], dtype)
+                    if m_pad > m:
+                        x = jnp.pad(x, ((0, m_pad - m), (0, 0)), constant_values=jnp.nan)
                     step, k = int(resume["step"]), int(resume["k"])
-                done_ps += (stop - start) * n_out * ev
+                done_ps += m * n_out * ev
                 continue
             comp, c = _compiled_segment(
                 problem, x, kd, jnp.int32(step), beta_inv, dt, n_out=n_out, every=ev, **static
             )
             compile_s += c
             t0 = time.perf_counter()
-            x, snaps = comp(problem, x, kd, jnp.int32(step), beta_inv, dt)
-            if keep:
-                x_out[k : k + n_out, start:stop] = np.asarray(snaps)
-                k += n_out
+            x, payload = comp(problem, x, kd, jnp.int32(step), beta_inv, dt)
+            if keep_piece and reduce is None:
+                x_out[k : k + n_out, start:stop] = np.asarray(payload)[:, :m]
+            elif keep_piece:
+                st = jax.tree_util.tree_map(np.asarray, payload)
+                for key_ in acc:
+                    acc[key_] = acc[key_] + st[key_].astype(np.float64 if key_ != "hist" else np.int64)
+                b = st["bad"][:m]
+                sl = bad_all[start:stop]
+                bad_all[start:stop] = np.where(sl < 0, b, sl)
             else:
                 x.block_until_ready()
+            if keep_piece:
+                k += n_out
             run_s += time.perf_counter() - t0
             step += n_out * ev
-            done_ps += (stop - start) * n_out * ev
+            done_ps += m * n_out * ev
             if on_piece is not None:
-                on_piece(dict(chunk_start=start, piece=ip, n_pieces=len(pieces), x=np.asarray(x),
+                on_piece(dict(chunk_start=start, piece=ip, n_pieces=len(pieces), x=np.asarray(x)[:m],
                               step=step, k=k, last=(stop == n_particles and ip == len(pieces) - 1)))
             prog(done_ps)
 
     steps = burn_in + every * np.arange(1, n_saves + 1)
-    finite, div_step = _divergence_report(np.asarray(x_out), steps)
+    stats = None
+    if keep == "stats":
+        finite = bad_all < 0
+        div_step = bad_all
+        nn = max(acc["n"], 1.0)
+        mean = acc["s1"] / nn
+        cov = (acc["s2"] - nn * np.outer(mean, mean)) / max(nn - 1.0, 1.0)
+        stats = dict(n=acc["n"], mean=mean, cov=cov, hist=acc.get("hist"),
+                     box=reduce[1], bins=reduce[0] or None)
+    else:
+        finite, div_step = _divergence_report(np.asarray(x_out), steps)
     return Ensemble(
         x=x_out, t=steps * dt, step=steps, finite=finite, diverged_step=div_step, dt=dt,
         beta_inv=beta_inv, form=form, method=method, seed=seed, burn_in=burn_in,
         save_every=save_every, compile_s=compile_s, run_s=run_s, n_steps_total=total_steps,
+        stats=stats,
     )
 
 
