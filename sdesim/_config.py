@@ -33,7 +33,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "DEFAULT_CONFIG", "load_config", "validate_config", "build_problem"]
+__all__ = ["ConfigError", "DEFAULT_CONFIG", "load_config", "validate_config", "build_problem", "quick_config"]
 
 
 class ConfigError(ValueError):
@@ -261,6 +261,22 @@ def validate_config(cfg: dict) -> dict:
         outp.setdefault(k, True)
         if not isinstance(outp[k], bool):
             raise ConfigError(f"output.{k}: expected true or false, got {outp[k]!r}")
+    return out
+
+
+def quick_config(cfg: dict) -> dict:
+    """A validated config shrunk to seconds (<= 1000 particles, a few hundred steps)."""
+    out = copy.deepcopy(cfg)
+    sim = out["simulation"]
+    sim["n_particles"] = min(sim["n_particles"], 1000)
+    if sim["save_every"]:
+        sim["save_every"] = min(sim["save_every"], 50)
+        sim["n_steps"] = 2 * sim["save_every"]
+    else:
+        sim["n_steps"] = min(sim["n_steps"], 100)
+    sim["burn_in"] = min(sim["burn_in"], 100)
+    if sim["checkpoint_every"]:
+        sim["checkpoint_every"] = min(sim["checkpoint_every"], 100)
     return out
 
 

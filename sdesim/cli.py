@@ -40,6 +40,7 @@ def run(
     force: bool = typer.Option(False, "--force", help="Overwrite a non-empty run directory."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out from its last checkpoint (bit-identical result)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for scripts)."),
+    quick: bool = typer.Option(False, "--quick", help="Shrink the run to seconds (<= 1000 particles, few steps) to try a config."),
     print_config: bool = typer.Option(False, "--print-default-config", help="Print the embedded default config and exit."),
 ):
     """Integrate a particle ensemble and write summary.json (see DESIGN.md for the schema)."""
@@ -56,7 +57,10 @@ def run(
         cfg = load_config(config) if not (resume and config == out / "config.json") else _load_json_config(config)
     except ConfigError as e:
         _fail(str(e))
-    from ._config import build_problem
+    from ._config import build_problem, quick_config
+
+    if quick:
+        cfg = quick_config(cfg)
     from ._run import CheckpointError, RunDirError, run_experiment
 
     try:
