@@ -180,13 +180,34 @@ def _block_run(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, ever
             return x + 0.5 * (b + drift(xt)) * dt + g
         return x + b * dt + g
 
-    def advance(x, i):
-        s0 = step0 + i * every
+    if kind == "rademacher":
+        # bits for 32 steps per Threefry call, refreshed at block boundaries
+        words_of = jax.vmap(lambda k, blk: _noise.rademacher_words(k, blk, nd), in_axes=(0, None))
+        B = _noise.RADEMACHER_BLOCK
 
-        def body(k, x):
-            return step(x, (s0 + k).astype(jnp.uint32))
+        def step_r(carry, s):
+            x, words = carry
+            words = jax.lax.cond(s % B == 0, lambda: words_of(kd, s // B), lambda: words)
+            z = _noise.rademacher_from_words(words, s, nd, dtype)
+            return x + drift(x) * dt + scale * noise(x, z), words
 
-        return jax.lax.fori_loop(0, every, body, x)
+        def advance(x, i):
+            s0 = (step0 + i * every).astype(jnp.uint32)
+            words0 = words_of(kd, s0 // B)
+
+            def body(k, carry):
+                return step_r(carry, s0 + k.astype(jnp.uint32))
+
+            return jax.lax.fori_loop(0, every, body, (x, words0))[0]
+    else:
+
+        def advance(x, i):
+            s0 = step0 + i * every
+
+            def body(k, x):
+                return step(x, (s0 + k).astype(jnp.uint32))
+
+            return jax.lax.fori_loop(0, every, body, x)
 
     if reduce is None:
 

@@ -15,6 +15,10 @@ time loop is cut into segments, a run gives identical numbers whatever
 Two-point noise (``kind="rademacher"``): ``z = +-1`` with probability 1/2 each,
 one bit per variable; mean 0, variance 1, all odd moments 0 -- enough for weak
 order 1 of the Euler scheme (Kloeden & Platen, simplified weak Euler, §14.1).
+The bits come in blocks of 32 steps: the words ``threefry2x32(k_p, (B, j))``
+of block ``B = s // 32`` hold, in bit ``s % 32`` of word ``i``, the sign of
+variable ``i`` at step ``s`` -- one Threefry call per 64 signs instead of one
+per two normals.
 """
 
 from __future__ import annotations
@@ -66,3 +70,18 @@ def step_noise(kd: jax.Array, step, noise_dim: int, dtype=jnp.float32, kind: str
         b = (w[pos // 32] >> (pos % 32).astype(jnp.uint32)) & jnp.uint32(1)
         return (2.0 * b.astype(dtype) - 1.0).astype(dtype)
     raise ValueError(f"noise: expected 'gaussian' or 'rademacher', got {kind!r}")
+
+
+RADEMACHER_BLOCK = 32
+
+
+def rademacher_words(kd: jax.Array, block, noise_dim: int) -> jax.Array:
+    """The ``noise_dim`` (rounded up to even) words of one particle for a 32-step block."""
+    return _bits(kd, block, noise_dim + (noise_dim % 2))
+
+
+def rademacher_from_words(words: jax.Array, step, noise_dim: int, dtype=jnp.float32) -> jax.Array:
+    """Signs ``+-1`` of the ``noise_dim`` variables at ``step`` from the block's words."""
+    shift = (jnp.asarray(step, jnp.uint32) % RADEMACHER_BLOCK).astype(jnp.uint32)
+    b = (words[..., :noise_dim] >> shift) & jnp.uint32(1)
+    return 2.0 * b.astype(dtype) - 1.0
