@@ -144,7 +144,7 @@ class Ensemble:
 # ---------------------------------------------------------------------------
 
 
-def _block_run(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, every, dtype, reduce):
+def _block_run(problem, x, kd, step0, beta_inv, dt, every, *, form, method, n_out, dtype, reduce):
     """Advance one block of particles ``x (n, dim)`` by ``n_out * every`` steps.
 
     Returns ``(x_final, payload)``: the ``n_out`` snapshots ``(n_out, n, dim)``,
@@ -252,13 +252,13 @@ def _snapshot_stats(x, fin, bins, box):
     return out
 
 
-def _segment(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, every, block, dtype, reduce):
+def _segment(problem, x, kd, step0, beta_inv, dt, every, *, form, method, n_out, block, dtype, reduce):
     """All particles: sweep cache-sized blocks through the whole segment."""
     n, dim = x.shape
     problem = _cast_floats(problem, dtype)
-    kw = dict(form=form, method=method, n_out=n_out, every=every, dtype=dtype, reduce=reduce)
+    kw = dict(form=form, method=method, n_out=n_out, dtype=dtype, reduce=reduce)
     if n <= block:
-        return _block_run(problem, x, kd, step0, beta_inv, dt, **kw)
+        return _block_run(problem, x, kd, step0, beta_inv, dt, every, **kw)
     nb = -(-n // block)
     pad = nb * block - n
     # padded particles start at NaN so reducers ignore them; they are sliced off anyway
@@ -267,7 +267,7 @@ def _segment(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, every,
 
     def one(args):
         xb, kb = args
-        return _block_run(problem, xb, kb, step0, beta_inv, dt, **kw)
+        return _block_run(problem, xb, kb, step0, beta_inv, dt, every, **kw)
 
     xf, out = jax.lax.map(one, (xp, kp))
     xf = xf.reshape(nb * block, dim)[:n]
@@ -280,7 +280,7 @@ def _segment(problem, x, kd, step0, beta_inv, dt, *, form, method, n_out, every,
     return xf, out
 
 
-def _sharded_segment(problem, x, kd, step0, beta_inv, dt, *, n_shards, **static):
+def _sharded_segment(problem, x, kd, step0, beta_inv, dt, every, *, n_shards, **static):
     """Shard the particle axis over ``n_shards`` local devices (``jax.shard_map``).
 
     Every device runs :func:`_segment` on its own particles; the noise of a
@@ -293,8 +293,8 @@ def _sharded_segment(problem, x, kd, step0, beta_inv, dt, *, n_shards, **static)
     mesh = Mesh(np.array(jax.devices()[:n_shards]), ("p",))
     reduce = static["reduce"]
 
-    def local(problem, x, kd, step0, beta_inv, dt):
-        xf, out = _segment(problem, x, kd, step0, beta_inv, dt, **static)
+    def local(problem, x, kd, step0, beta_inv, dt, every):
+        xf, out = _segment(problem, x, kd, step0, beta_inv, dt, every, **static)
         if reduce is not None:
             bad = out.pop("bad")
             out = jax.lax.psum(out, "p")
@@ -306,9 +306,9 @@ def _sharded_segment(problem, x, kd, step0, beta_inv, dt, *, n_shards, **static)
     else:
         keys = ["n", "s1", "s2"] + (["hist"] if reduce[0] else [])
         out_specs = (P("p"), {**{k: P() for k in keys}, "bad": P("p")})
-    f = jax.shard_map(local, mesh=mesh, in_specs=(P(), P("p"), P("p"), P(), P(), P()),
+    f = jax.shard_map(local, mesh=mesh, in_specs=(P(), P("p"), P("p"), P(), P(), P(), P()),
                       out_specs=out_specs, check_vma=False)
-    return f(problem, x, kd, step0, beta_inv, dt)
+    return f(problem, x, kd, step0, beta_inv, dt, every)
 
 
 def _cast_floats(tree, dtype):
@@ -322,13 +322,13 @@ def _cast_floats(tree, dtype):
     return jax.tree_util.tree_map(cast, tree)
 
 
-_STATIC = ("form", "method", "n_out", "every", "block", "dtype", "reduce")
+_STATIC = ("form", "method", "n_out", "block", "dtype", "reduce")
 _segment_jit = jax.jit(_segment, static_argnames=_STATIC)
 _sharded_jit = jax.jit(_sharded_segment, static_argnames=_STATIC + ("n_shards",))
 _COMPILED: dict = {}
 
 
-def _compiled_segment(problem, x, kd, step0, beta_inv, dt, **static):
+def _compiled_segment(problem, x, kd, step0, beta_inv, dt, every, **static):
     """AOT-compiled segment, cached on (problem structure, shapes, statics)."""
     leaves, treedef = jax.tree_util.tree_flatten(problem)
     sig = (
@@ -344,10 +344,10 @@ def _compiled_segment(problem, x, kd, step0, beta_inv, dt, **static):
         return hit, 0.0
     t0 = time.perf_counter()
     if static.get("n_shards", 1) > 1:
-        comp = _sharded_jit.lower(problem, x, kd, step0, beta_inv, dt, **static).compile()
+        comp = _sharded_jit.lower(problem, x, kd, step0, beta_inv, dt, every, **static).compile()
     else:
         static = {k: v for k, v in static.items() if k != "n_shards"}
-        comp = _segment_jit.lower(problem, x, kd, step0, beta_inv, dt, **static).compile()
+        comp = _segment_jit.lower(problem, x, kd, step0, beta_inv, dt, every, **static).compile()
     _COMPILED[sig] = comp
     return comp, time.perf_counter() - t0
 
@@ -552,6 +552,8 @@ def simulate(
 
     every = save_every if save_every is not None else n_steps
     n_saves = n_steps // every
+    if progress and checkpoint_every is None:  # ~20 progress updates (pieces differ only in length)
+        checkpoint_every = max(1, (burn_in + n_steps) // 20)
     chunk = n_particles if chunk_size is None else min(chunk_size, n_particles)
     pieces = _plan_pieces(burn_in, n_steps, save_every, chunk * dim * dtype.itemsize, checkpoint_every)
     total_steps = burn_in + n_steps
@@ -596,11 +598,11 @@ def simulate(
                 done_ps += m * n_out * ev
                 continue
             comp, c = _compiled_segment(
-                problem, x, kd, jnp.int32(step), beta_inv, dt, n_out=n_out, every=ev, **static
+                problem, x, kd, jnp.int32(step), beta_inv, dt, jnp.int32(ev), n_out=n_out, **static
             )
             compile_s += c
             t0 = time.perf_counter()
-            x, payload = comp(problem, x, kd, jnp.int32(step), beta_inv, dt)
+            x, payload = comp(problem, x, kd, jnp.int32(step), beta_inv, dt, jnp.int32(ev))
             if keep_piece and reduce is None:
                 x_out[k : k + n_out, start:stop] = np.asarray(payload)[:, :m]
             elif keep_piece:
