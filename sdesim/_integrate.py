@@ -91,6 +91,7 @@ class Ensemble:
     run_s: float = 0.0
     n_steps_total: int = 0
     stats: Optional[dict] = None
+    particle_offset: int = 0
 
     @property
     def n_particles(self) -> int:
@@ -144,7 +145,7 @@ class Ensemble:
 # ---------------------------------------------------------------------------
 
 
-def _block_run(problem, x, kd, step0, beta_inv, dt, every, *, form, method, n_out, dtype, reduce):
+def _block_run(problem, x, kd, step0, params, every, *, form, method, n_out, dtype, reduce):
     """Advance one block of particles ``x (n, dim)`` by ``n_out * every`` steps.
 
     Returns ``(x_final, payload)``: the ``n_out`` snapshots ``(n_out, n, dim)``,
@@ -154,9 +155,9 @@ def _block_run(problem, x, kd, step0, beta_inv, dt, every, *, form, method, n_ou
     diff = problem.diffusion
     nd = diff.noise_dim
     kind = "rademacher" if method == "weak_euler" else "gaussian"
-    scale = jnp.sqrt(2.0 * beta_inv * dt).astype(dtype)
-    dt = jnp.asarray(dt, dtype)
-    beta_inv = jnp.asarray(beta_inv, dtype)
+    # (beta_inv, dt, sqrt(2 beta_inv dt)), rounded to dtype on the host from float64, so the
+    # numbers do not depend on whether JAX's x64 mode is on
+    beta_inv, dt, scale = params[0], params[1], params[2]
 
     drift = jax.vmap(lambda xi: problem.drift(xi, beta_inv, form).astype(dtype))
     if diff.is_constant:
@@ -252,13 +253,13 @@ def _snapshot_stats(x, fin, bins, box):
     return out
 
 
-def _segment(problem, x, kd, step0, beta_inv, dt, every, *, form, method, n_out, block, dtype, reduce):
+def _segment(problem, x, kd, step0, params, every, *, form, method, n_out, block, dtype, reduce):
     """All particles: sweep cache-sized blocks through the whole segment."""
     n, dim = x.shape
     problem = _cast_floats(problem, dtype)
     kw = dict(form=form, method=method, n_out=n_out, dtype=dtype, reduce=reduce)
     if n <= block:
-        return _block_run(problem, x, kd, step0, beta_inv, dt, every, **kw)
+        return _block_run(problem, x, kd, step0, params, every, **kw)
     nb = -(-n // block)
     pad = nb * block - n
     # padded particles start at NaN so reducers ignore them; they are sliced off anyway
@@ -267,7 +268,7 @@ def _segment(problem, x, kd, step0, beta_inv, dt, every, *, form, method, n_out,
 
     def one(args):
         xb, kb = args
-        return _block_run(problem, xb, kb, step0, beta_inv, dt, every, **kw)
+        return _block_run(problem, xb, kb, step0, params, every, **kw)
 
     xf, out = jax.lax.map(one, (xp, kp))
     xf = xf.reshape(nb * block, dim)[:n]
@@ -280,7 +281,7 @@ def _segment(problem, x, kd, step0, beta_inv, dt, every, *, form, method, n_out,
     return xf, out
 
 
-def _sharded_segment(problem, x, kd, step0, beta_inv, dt, every, *, n_shards, **static):
+def _sharded_segment(problem, x, kd, step0, params, every, *, n_shards, **static):
     """Shard the particle axis over ``n_shards`` local devices (``jax.shard_map``).
 
     Every device runs :func:`_segment` on its own particles; the noise of a
@@ -293,8 +294,8 @@ def _sharded_segment(problem, x, kd, step0, beta_inv, dt, every, *, n_shards, **
     mesh = Mesh(np.array(jax.devices()[:n_shards]), ("p",))
     reduce = static["reduce"]
 
-    def local(problem, x, kd, step0, beta_inv, dt, every):
-        xf, out = _segment(problem, x, kd, step0, beta_inv, dt, every, **static)
+    def local(problem, x, kd, step0, params, every):
+        xf, out = _segment(problem, x, kd, step0, params, every, **static)
         if reduce is not None:
             bad = out.pop("bad")
             out = jax.lax.psum(out, "p")
@@ -306,9 +307,9 @@ def _sharded_segment(problem, x, kd, step0, beta_inv, dt, every, *, n_shards, **
     else:
         keys = ["n", "s1", "s2"] + (["hist"] if reduce[0] else [])
         out_specs = (P("p"), {**{k: P() for k in keys}, "bad": P("p")})
-    f = jax.shard_map(local, mesh=mesh, in_specs=(P(), P("p"), P("p"), P(), P(), P(), P()),
+    f = jax.shard_map(local, mesh=mesh, in_specs=(P(), P("p"), P("p"), P(), P(), P()),
                       out_specs=out_specs, check_vma=False)
-    return f(problem, x, kd, step0, beta_inv, dt, every)
+    return f(problem, x, kd, step0, params, every)
 
 
 def _cast_floats(tree, dtype):
@@ -328,7 +329,7 @@ _sharded_jit = jax.jit(_sharded_segment, static_argnames=_STATIC + ("n_shards",)
 _COMPILED: dict = {}
 
 
-def _compiled_segment(problem, x, kd, step0, beta_inv, dt, every, **static):
+def _compiled_segment(problem, x, kd, step0, params, every, **static):
     """AOT-compiled segment, cached on (problem structure, shapes, statics)."""
     leaves, treedef = jax.tree_util.tree_flatten(problem)
     sig = (
@@ -344,10 +345,10 @@ def _compiled_segment(problem, x, kd, step0, beta_inv, dt, every, **static):
         return hit, 0.0
     t0 = time.perf_counter()
     if static.get("n_shards", 1) > 1:
-        comp = _sharded_jit.lower(problem, x, kd, step0, beta_inv, dt, every, **static).compile()
+        comp = _sharded_jit.lower(problem, x, kd, step0, params, every, **static).compile()
     else:
         static = {k: v for k, v in static.items() if k != "n_shards"}
-        comp = _segment_jit.lower(problem, x, kd, step0, beta_inv, dt, every, **static).compile()
+        comp = _segment_jit.lower(problem, x, kd, step0, params, every, **static).compile()
     _COMPILED[sig] = comp
     return comp, time.perf_counter() - t0
 
@@ -460,6 +461,8 @@ def simulate(
     stats_bins: Optional[int] = None,
     stats_box=None,
     devices=None,
+    process_index: Optional[int] = None,
+    process_count: Optional[int] = None,
 ) -> Ensemble:
     """Integrate an ensemble of independent particles of ``problem``'s SDE.
 
@@ -496,6 +499,12 @@ def simulate(
         devices: number of local devices to shard the particle axis over
             (``None``: all local devices when there are several and at least
             1024 particles per device). Results do not depend on it.
+        process_index, process_count: multi-host runs (default: from
+            ``jax.process_index()`` / ``jax.process_count()`` after
+            ``jax.distributed.initialize()``). Process ``i`` of ``P`` integrates
+            the global particles ``[i n / P, (i+1) n / P)`` on its local devices
+            and returns them (``Ensemble.particle_offset``); the union over
+            processes equals the single-process run bit for bit.
 
     Returns:
         :class:`Ensemble` with ``x (n_saved, n_particles, dim)``.
@@ -541,6 +550,17 @@ def simulate(
     dtype = _resolve_dtype(dtype)
     dim = problem.dim
     x_init = _initial_state(x0, n_particles, dim, dtype)
+    pc = jax.process_count() if process_count is None else check_positive_int(process_count, "process_count")
+    pi = jax.process_index() if process_index is None else check_nonneg_int(process_index, "process_index")
+    if pi >= pc:
+        raise ValueError(f"process_index: must be < process_count={pc}, got {pi}")
+    offset = pi * n_particles // pc
+    if pc > 1:
+        hi = (pi + 1) * n_particles // pc
+        x_init = x_init[offset:hi]
+        n_particles = hi - offset
+        if n_particles == 0:
+            raise ValueError(f"n_particles: {n_particles} particles cannot be split over {pc} processes")
 
     if method == "diffrax":
         from ._diffrax_path import simulate_diffrax
@@ -572,6 +592,7 @@ def simulate(
             raise ValueError(f"out_array: expected shape {(n_saves, n_particles, dim)}, got {out_array.shape}")
         x_out = out_array
     static = dict(form=form, method=method, block=block_size, dtype=dtype, reduce=reduce, n_shards=n_shards)
+    params = jnp.asarray(np.array([beta_inv, dt, np.sqrt(2.0 * beta_inv * dt)], np.float64).astype(dtype))
     compile_s = 0.0
     run_s = 0.0
     done_ps = 0.0
@@ -583,7 +604,7 @@ def simulate(
             continue
         m = stop - start
         m_pad = -(-m // n_shards) * n_shards
-        kd = _noise.particle_keys(seed, start, m_pad)
+        kd = _noise.particle_keys(seed, offset + start, m_pad)
         x = x_init[start:stop]
         if m_pad > m:
             x = jnp.pad(x, ((0, m_pad - m), (0, 0)), constant_values=jnp.nan)
@@ -598,11 +619,11 @@ def simulate(
                 done_ps += m * n_out * ev
                 continue
             comp, c = _compiled_segment(
-                problem, x, kd, jnp.int32(step), beta_inv, dt, jnp.int32(ev), n_out=n_out, **static
+                problem, x, kd, jnp.int32(step), params, jnp.int32(ev), n_out=n_out, **static
             )
             compile_s += c
             t0 = time.perf_counter()
-            x, payload = comp(problem, x, kd, jnp.int32(step), beta_inv, dt, jnp.int32(ev))
+            x, payload = comp(problem, x, kd, jnp.int32(step), params, jnp.int32(ev))
             if keep_piece and reduce is None:
                 x_out[k : k + n_out, start:stop] = np.asarray(payload)[:, :m]
             elif keep_piece:
@@ -640,7 +661,7 @@ def simulate(
         x=x_out, t=steps * dt, step=steps, finite=finite, diverged_step=div_step, dt=dt,
         beta_inv=beta_inv, form=form, method=method, seed=seed, burn_in=burn_in,
         save_every=save_every, compile_s=compile_s, run_s=run_s, n_steps_total=total_steps,
-        stats=stats,
+        stats=stats, particle_offset=offset,
     )
 
 
