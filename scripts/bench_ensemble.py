@@ -130,6 +130,47 @@ def run_floor(spec, n, steps):
     return (lambda: loop(x0, key).block_until_ready()), 0.0
 
 
+def run_memory_floor(spec, n, steps):
+    """Reading and writing the state once per step (x <- x * c + c), in a lax.scan."""
+    dim = spec["problem"].dim
+
+    @jax.jit
+    def loop(x):
+        def step(x, s):
+            return x * jnp.float32(0.999) + jnp.float32(1e-3), None
+
+        return jax.lax.scan(step, x, jnp.arange(steps))[0]
+
+    x0 = jnp.zeros((n, dim), jnp.float32)
+    loop.lower(x0).compile()
+    return (lambda: loop(x0).block_until_ready()), 0.0
+
+
+def step_cost(spec, n=4096):
+    """XLA's own count of FLOPs and bytes for one Euler--Maruyama step, per particle."""
+    from sdesim._noise import particle_keys, step_normals
+
+    p = spec["problem"]
+    nd = p.diffusion.noise_dim
+    dt, bi = spec["dt"], spec["beta_inv"]
+
+    def one_step(x, kd):
+        z = jax.vmap(lambda k: step_normals(k, 7, nd))(kd)
+        g = jax.vmap(lambda xi, zi: p.diffusion.apply(xi, zi).astype(jnp.float32))(x, z)
+        b = jax.vmap(lambda xi: p.drift(xi, bi, "ito").astype(jnp.float32))(x)
+        return x + b * dt + np.sqrt(2 * bi * dt) * g
+
+    x = jnp.zeros((n, p.dim), jnp.float32)
+    kd = particle_keys(0, 0, n)
+    try:
+        ca = jax.jit(one_step).lower(x, kd).compile().cost_analysis()
+        ca = ca[0] if isinstance(ca, (list, tuple)) else ca
+        return dict(flops=float(ca.get("flops", float("nan"))) / n,
+                    bytes=float(ca.get("bytes accessed", float("nan"))) / n)
+    except Exception as e:  # noqa: BLE001
+        return dict(error=str(e)[:100])
+
+
 def run_diffrax_vbt(spec, n, steps):
     """diffrax the documented way: vmap(diffeqsolve) with a VirtualBrownianTree per particle."""
     import diffrax
@@ -324,6 +365,7 @@ def main(argv=None):
                 "sdesim_weak": lambda: run_sdesim(spec, n, steps, "weak_euler"),
                 "scan": lambda: run_scan(spec, n, steps),
                 "noise_floor": lambda: run_floor(spec, n, steps),
+                "memory_floor": lambda: run_memory_floor(spec, n, steps),
                 "diffrax_batched_unsafe": lambda: run_diffrax_batched(spec, n, steps),
             }
             if n <= args.vbt_max:
@@ -347,7 +389,8 @@ def main(argv=None):
             base = res["sdesim"].get("particle_steps_per_s")
             ratios = {k: base / v["particle_steps_per_s"] for k, v in res.items()
                       if "particle_steps_per_s" in v and base and k != "sdesim"}
-            rows.append(dict(problem=name, n=n, steps=steps, results=res, sdesim_over=ratios))
+            rows.append(dict(problem=name, n=n, steps=steps, results=res, sdesim_over=ratios,
+                             cost_per_particle_step=step_cost(spec)))
 
     meta = dict(backend=jax.default_backend(), devices=[str(d) for d in jax.devices()],
                 cpu_count=os.cpu_count(), platform=platform.platform(), jax=jax.__version__,
@@ -362,15 +405,16 @@ def main(argv=None):
 
 
 def table(rows, meta):
-    cols = ["scan", "noise_floor", "diffrax_batched_unsafe", "diffrax_vbt", "numpy", "torchsde", "sdesim_weak"]
+    cols = ["scan", "noise_floor", "memory_floor", "diffrax_batched_unsafe", "diffrax_vbt", "numpy", "torchsde",
+            "sdesim_weak"]
     lines = [
         f"Backend {meta['backend']} ({meta['cpu_count']} CPU cores), jax {meta['jax']}, {meta['time']}.",
         "sdesim = public `simulate` (Euler--Maruyama, float32). Columns: sdesim's particle-steps/s, then "
         "the ratio sdesim / peer (>1: sdesim faster). `noise_floor` < 1 means sdesim reaches that fraction "
         "of the rate of just drawing the noise; `sdesim_weak` < 1 means the two-point scheme is faster.",
         "",
-        "| problem | particles | sdesim ps/s | compile s | " + " | ".join(cols) + " |",
-        "|---|---|---|---|" + "---|" * len(cols),
+        "| problem | particles | FLOP/ps | bytes/ps | sdesim ps/s | compile s | " + " | ".join(cols) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(cols),
     ]
     for r in rows:
         s = r["results"]["sdesim"]
@@ -380,7 +424,10 @@ def table(rows, meta):
         for c in cols:
             v = r["sdesim_over"].get(c)
             cells.append(f"{v:.2f}" if v is not None else "–")
-        lines.append(f"| {r['problem']} | {r['n']:.0e} | {s['particle_steps_per_s']:.3g} | {s['compile_s']:.1f} | "
+        cost = r.get("cost_per_particle_step", {})
+        fl = f"{cost['flops']:.0f}" if "flops" in cost else "–"
+        by = f"{cost['bytes']:.0f}" if "bytes" in cost else "–"
+        lines.append(f"| {r['problem']} | {r['n']:.0e} | {fl} | {by} | {s['particle_steps_per_s']:.3g} | {s['compile_s']:.1f} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
