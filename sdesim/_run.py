@@ -334,3 +334,32 @@ def _density_figure(path: Path, hists: dict) -> None:
         ax.set_ylabel("x2")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def load_ensemble(path):
+    """Read an ``ensemble_<form>.h5`` written by ``sdesim run`` back into an :class:`~sdesim.Ensemble`.
+
+    The file is plain HDF5 (``x`` with dims (time, particle, dim), ``t``, ``step``,
+    ``finite``, ``diverged_step``; attributes ``config``, ``seed``, ``form``,
+    ``dt``, ``beta_inv``, ``versions``): ``h5py`` or ``xarray`` open it without sdesim.
+    """
+    import h5py
+
+    from ._integrate import Ensemble
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"path: file not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            cfg = json.loads(f.attrs["config"])
+            sim = cfg["simulation"]
+            return Ensemble(
+                x=f["x"][...], t=f["t"][...], step=f["step"][...], finite=f["finite"][...],
+                diverged_step=f["diverged_step"][...], dt=float(f.attrs["dt"]),
+                beta_inv=float(f.attrs["beta_inv"]), form=str(f.attrs["form"]), method=sim["method"],
+                seed=int(f.attrs["seed"]), burn_in=sim["burn_in"], save_every=sim["save_every"],
+                n_steps_total=sim["burn_in"] + sim["n_steps"],
+            )
+    except (OSError, KeyError) as e:
+        raise ValueError(f"path: {path} is not an sdesim ensemble file ({type(e).__name__}: {e})") from None

@@ -158,3 +158,17 @@ def test_help_and_info_subprocess():
 def test_default_config_is_valid_and_prints():
     r = runner.invoke(app, ["run", "--print-default-config"])
     assert r.exit_code == 0 and "rotating_double_well" in r.output
+
+
+def test_load_ensemble_round_trip(tmp_path):
+    import sdesim
+
+    cfg = _write(tmp_path, SMALL)
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(cfg), "--out", str(out), "--quiet"]).exit_code == 0
+    e = sdesim.load_ensemble(out / "ensemble_ito.h5")
+    s = json.loads((out / "summary.json").read_text())
+    np.testing.assert_allclose(e.mean(), s["forms"]["ito"]["mean"], rtol=1e-10)
+    assert e.x.shape == (4, 2000, 2) and e.t[0] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="^path"):
+        sdesim.load_ensemble(tmp_path / "nope.h5")
