@@ -1,13 +1,16 @@
 r"""Limit cycles of a deterministic flow ``dx/dt = F(x)``: Poincaré return map.
 
 :func:`trace_limit_cycle` integrates the flow from many initial points at once
-(``jax.vmap`` over one diffrax solve, Tsit5 with tight tolerances, float64) and
+(``jax.vmap`` over diffrax solves, float64: Tsit5 at ``transient_rtol`` for
+the transient, Dopri8 at tight ``rtol``/``atol`` for the returns) and
 classifies where each one ends up:
 
 ``"fixed_point"``
-    the flow stops: ``|F(x)| < fp_tol`` during the transient; the point is then
-    polished by Newton's method on ``F(x) = 0`` and the eigenvalues of the
-    Jacobian ``DF`` there are reported (``fixed_point_eigvals``).
+    the flow stops: ``|F(x)| < fp_tol`` during the transient, or the transient
+    ends within ``1e-3 (1 + |x|)`` of a zero ``x*`` of ``F`` (Newton) whose
+    linearisation contracts, ``|expm(DF(x*) t_transient)| < 1e-3``; the point
+    is polished by Newton's method and the eigenvalues of the Jacobian ``DF``
+    there are reported (``fixed_point_eigvals``).
 ``"cycle"``
     a closed orbit: the Poincaré return map has converged (see below).
 ``"spiral"``
@@ -62,7 +65,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 
 from ._problem import AbstractProblem
 from ._validate import check_finite_array, check_positive, check_positive_int
@@ -71,7 +73,8 @@ __all__ = ["LimitCycleResult", "trace_limit_cycle", "STATUSES"]
 
 STATUSES = ("fixed_point", "cycle", "spiral", "diverged", "undecided")
 _FP, _CYCLE, _SPIRAL, _DIV, _UND = range(5)
-import os; _NORF = bool(os.environ.get("NORF"))
+#: initial points per compiled call when ``batch_size`` is None
+_MAX_BATCH = 16384
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,34 +139,60 @@ class LimitCycleResult:
         return out
 
 
+class _NegGrad(eqx.Module):
+    """``x -> -grad f(x)`` of a problem, as a pytree (new parameters reuse the compile)."""
+
+    problem: AbstractProblem
+
+    def __call__(self, x):
+        return -self.problem.grad_f(x)
+
+
 def _as_field(field) -> Callable:
     if isinstance(field, AbstractProblem):
-        problem = field
-        return lambda x: -problem.grad_f(x)
+        return _NegGrad(field)
     if not callable(field):
         raise ValueError("field: expected a callable x (dim,) -> dx/dt (dim,) or a problem (uses -grad f)")
     return field
 
 
-def _solver_kw(rtol, atol, max_steps):
+_SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8}
+
+
+def _solver_kw(rtol, atol, max_steps, solver="tsit5"):
     return dict(
-        solver=diffrax.Tsit5(),
+        solver=_SOLVERS[solver](),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps,
         throw=False,
     )
 
 
+def _rk4_flow(field, y, h, n_sub):
+    """``n_sub`` classical RK4 steps of size ``h / n_sub`` (``h`` may be negative)."""
+    dt = h / n_sub
+
+    def step(y, _):
+        k1 = field(y)
+        k2 = field(y + 0.5 * dt * k1)
+        k3 = field(y + 0.5 * dt * k2)
+        k4 = field(y + dt * k3)
+        return y + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4), None
+
+    return jax.lax.scan(step, y, None, length=n_sub)[0]
+
+
 def _trace_one(field, x0, cfg):
     """Everything for one initial point (vmapped by the caller)."""
     rtol, atol, max_steps = cfg["rtol"], cfg["atol"], cfg["max_steps"]
-    kw = _solver_kw(rtol, atol, max_steps)
+    kw = _solver_kw(rtol, atol, max_steps, cfg["solver"])
+    kw_transient = _solver_kw(cfg["transient_rtol"], atol, max_steps, "tsit5")
     dtype = x0.dtype
     dim = x0.shape[0]
     term = diffrax.ODETerm(lambda t, y, args: field(y))
     bound = cfg["bound"]
     fp_tol = cfg["fp_tol"]
-    rf = optx.Newton(rtol=1e-13, atol=1e-13) if not _NORF else None
+    jac = jax.jacfwd(field)
 
     # --- transient, stopped early at a fixed point or on divergence ------------
     def stop(t, y, args, **_):
@@ -171,76 +200,13 @@ def _trace_one(field, x0, cfg):
         return (jnp.linalg.norm(fy) < fp_tol) | (jnp.linalg.norm(y) > bound) | ~jnp.all(jnp.isfinite(y))
 
     sol = diffrax.diffeqsolve(term, t0=0.0, t1=cfg["t_transient"], dt0=None, y0=x0,
-                              event=diffrax.Event(stop), saveat=diffrax.SaveAt(t1=True), **kw)
+                              event=diffrax.Event(stop), saveat=diffrax.SaveAt(t1=True), **kw_transient)
     xT = sol.ys[0]
     finite = jnp.all(jnp.isfinite(xT))
     xT = jnp.where(finite, xT, jnp.zeros_like(xT))
     diverged = (~finite) | (jnp.linalg.norm(xT) > bound)
     fT = field(xT)
-    at_fp = (jnp.linalg.norm(fT) < fp_tol) & ~diverged
 
-    # --- Poincaré returns -------------------------------------------------------
-    p0 = xT
-    speed = jnp.linalg.norm(fT)
-    n = jnp.where(speed > 0, fT / jnp.where(speed > 0, speed, 1.0), jnp.eye(dim, dtype=dtype)[0])
-    s0 = 1e-9 * (1.0 + jnp.linalg.norm(p0))
-    t_ret = cfg["max_return_time"]
-
-    def down(t, y, args, **_):
-        return jnp.dot(n, y - p0) + s0
-
-    def up(t, y, args, **_):
-        return jnp.dot(n, y - p0) - s0
-
-    ev_down = diffrax.Event(down, root_finder=rf, direction=False)
-    ev_up = diffrax.Event(up, root_finder=rf, direction=True)
-
-    def one_return(p, _):
-        sa = diffrax.diffeqsolve(term, t0=0.0, t1=t_ret, dt0=None, y0=p, event=ev_down,
-                                 saveat=diffrax.SaveAt(t1=True), **kw)
-        ya, ta = sa.ys[0], sa.ts[0]
-        oka = sa.event_mask
-        sb = diffrax.diffeqsolve(term, t0=0.0, t1=t_ret, dt0=None, y0=ya, event=ev_up,
-                                 saveat=diffrax.SaveAt(t1=True), **kw)
-        yb, tb = sb.ys[0], sb.ts[0]
-        okb = sb.event_mask
-        # one exact Newton step along the flow onto Sigma
-        fb = field(yb)
-        dt = -jnp.dot(n, yb - p0) / jnp.dot(n, fb)
-        yb = yb + dt * fb
-        ok = oka & okb & jnp.all(jnp.isfinite(yb))
-        return jnp.where(ok, yb, p), (jnp.where(ok, yb, jnp.nan), ta + tb + dt, ok, jnp.linalg.norm(ya - p0))
-
-    _, (rp, rt, rok, far) = jax.lax.scan(one_return, p0, None, length=cfg["n_returns"])
-    diam = jnp.max(jnp.where(rok, far, 0.0))
-    all_ok = jnp.all(rok) & ~at_fp & ~diverged
-    dp = jnp.linalg.norm(rp[-1] - rp[-2])
-    dT = jnp.abs(rt[-1] - rt[-2])
-    tol = cfg["cycle_tol"]
-    converged = all_ok & (dp <= tol * diam) & (dT <= tol * jnp.abs(rt[-1]))
-
-    # --- one period with the variational equation --------------------------------
-    T = jnp.where(all_ok, rt[-1], 1.0)
-    pK = jnp.where(all_ok, rp[-1], p0)
-    jac = jax.jacfwd(field)
-
-    def var_field(t, y, args):
-        x, M = y
-        return field(x), jac(x) @ M
-
-    n_orbit = cfg["n_orbit"]
-    ts = T * jnp.linspace(0.0, 1.0, n_orbit + 1, dtype=dtype)
-    so = diffrax.diffeqsolve(diffrax.ODETerm(var_field), t0=0.0, t1=T, dt0=None,
-                             y0=(pK, jnp.eye(dim, dtype=dtype)), saveat=diffrax.SaveAt(ts=ts), **kw)
-    xs, Ms = so.ys
-    orbit = xs[:-1]
-    center = orbit.mean(axis=0)
-    radius = jnp.linalg.norm(orbit - center, axis=-1).mean()
-    M = Ms[-1]
-    v = field(pK)
-    DP = (jnp.eye(dim, dtype=dtype) - jnp.outer(v, n) / jnp.dot(n, v)) @ M
-
-    # --- fixed point: Newton from xT (stopped flow) or from the orbit centre ----
     def newton(x):
         def body(_, x):
             step = jnp.linalg.solve(jac(x), field(x))
@@ -248,6 +214,107 @@ def _trace_one(field, x0, cfg):
             return x - step
         return jax.lax.fori_loop(0, 30, body, x)
 
+    # the flow has stopped: |F| < fp_tol, or the transient (solved at the looser
+    # transient_rtol) sits next to a linearly stable fixed point that Newton finds
+    # (linear stability without an eigen-solver, so it also runs on GPU: the
+    # linearised flow contracts by 1e3 over t_transient)
+    x_near = newton(xT)
+    contracts = jnp.linalg.norm(jax.scipy.linalg.expm(jac(x_near) * cfg["t_transient"])) < 1e-3
+    near = (jnp.linalg.norm(x_near - xT) < 1e-3 * (1.0 + jnp.linalg.norm(xT))) & (
+        jnp.linalg.norm(field(x_near)) < jnp.maximum(fp_tol, 1e-10)) & contracts
+    at_fp = ((jnp.linalg.norm(fT) < fp_tol) | near) & ~diverged
+
+    # --- Poincaré returns -------------------------------------------------------
+    # Half-return with sign s: integrate until c = s * n.(x - p0) + s0 turns
+    # negative (s = +1: the far-side downward crossing; s = -1: the upward
+    # return). The solve stops at the end of the step that crosses; the exact
+    # crossing is then found by Newton's method in time along the flow
+    # (RK4 sub-steps of the overshoot, which is at most one adaptive step).
+    p0 = xT
+    speed = jnp.linalg.norm(fT)
+    n = jnp.where(speed > 0, fT / jnp.where(speed > 0, speed, 1.0), jnp.eye(dim, dtype=dtype)[0])
+    s0 = 1e-9 * (1.0 + jnp.linalg.norm(p0))
+    t_ret = cfg["max_return_time"]
+
+    def cross(t, y, args, **_):
+        return args * jnp.dot(n, y - p0) + s0
+
+    ev = diffrax.Event(cross, direction=False)
+
+    def half(carry, s):
+        y, t_acc, ok = carry
+        # once a return has failed (or the flow stopped / diverged) the remaining
+        # solves are made trivial: a short interval from a finite point
+        y = jnp.where(ok & jnp.all(jnp.isfinite(y)), y, p0)
+        sa = diffrax.diffeqsolve(term, t0=0.0, t1=jnp.where(ok, t_ret, 1e-3), dt0=None, y0=y, args=s, event=ev,
+                                 saveat=diffrax.SaveAt(t1=True), **kw)
+        ye, te = sa.ys[0], sa.ts[0]
+        hit = ok & sa.event_mask & jnp.all(jnp.isfinite(ye))
+        ye = jnp.where(hit, ye, y)
+        target = -s0 * s  # n.(x - p0) at this crossing; the next half starts on its own side
+        max_shift = jnp.maximum(jnp.abs(te), 1e-3)
+
+        def newton(_, yd):
+            yy, d = yd
+            step = -(jnp.dot(n, yy - p0) - target) / jnp.dot(n, field(yy))
+            step = jnp.clip(jnp.where(jnp.isfinite(step), step, 0.0), -max_shift, max_shift)
+            y_new = _rk4_flow(field, yy, step, 16)
+            good = jnp.all(jnp.isfinite(y_new))
+            return jnp.where(good, y_new, yy), d + jnp.where(good, step, 0.0)
+
+        yc, dt = jax.lax.fori_loop(0, 3, newton, (ye, jnp.zeros((), dtype)))
+        t_new = t_acc + te + dt
+        # the same point projected exactly onto Sigma (for reporting only)
+        d = -jnp.dot(n, yc - p0) / jnp.dot(n, field(yc))
+        d = jnp.clip(jnp.where(jnp.isfinite(d), d, 0.0), -max_shift, max_shift)
+        y_sec = _rk4_flow(field, yc, d, 1)
+        return (yc, t_new, hit), (y_sec, t_new + d, hit, jnp.linalg.norm(yc - p0))
+
+    K = cfg["n_returns"]
+    signs = jnp.tile(jnp.array([1.0, -1.0], dtype=dtype), K)
+    start_ok = ~at_fp & ~diverged
+    _, (ys, ts, oks, dist) = jax.lax.scan(half, (p0, jnp.zeros((), dtype), start_ok), signs)
+    rp = ys[1::2]
+    t_sec = ts[1::2]
+    rt = jnp.diff(jnp.concatenate([jnp.zeros((1,), dtype), t_sec]))
+    rok = oks[1::2]
+    far = dist[0::2]
+    diam = jnp.max(jnp.where(rok, far, 0.0))
+    all_ok = jnp.all(rok) & ~at_fp & ~diverged
+    dp = jnp.linalg.norm(rp[-1] - rp[-2])
+    dT = jnp.abs(rt[-1] - rt[-2])
+    tol = cfg["cycle_tol"]
+    converged = all_ok & (dp <= tol * diam) & (dT <= tol * jnp.abs(rt[-1]))
+
+    # --- one period with the variational equation (fixed-step RK4) --------------
+    T = jnp.where(all_ok, rt[-1], 1.0)
+    pK = jnp.where(all_ok, rp[-1], p0)
+    n_orbit = cfg["n_orbit"]
+    n_sub = cfg["orbit_substeps"]
+
+    def aug(y):
+        x, M = y
+        return (field(x), jac(x) @ M)
+
+    def aug_flat(z):
+        x, M = z[:dim], z[dim:].reshape(dim, dim)
+        fx, fM = aug((x, M))
+        return jnp.concatenate([fx, fM.ravel()])
+
+    h = T / n_orbit
+
+    def orbit_step(z, _):
+        return _rk4_flow(aug_flat, z, h, n_sub), z[:dim]
+
+    z0 = jnp.concatenate([pK, jnp.eye(dim, dtype=dtype).ravel()])
+    zT, orbit = jax.lax.scan(orbit_step, z0, None, length=n_orbit)
+    M = zT[dim:].reshape(dim, dim)
+    center = orbit.mean(axis=0)
+    radius = jnp.linalg.norm(orbit - center, axis=-1).mean()
+    v = field(pK)
+    DP = (jnp.eye(dim, dtype=dtype) - jnp.outer(v, n) / jnp.dot(n, v)) @ M
+
+    # --- fixed point: Newton from xT (stopped flow) or from the orbit centre ----
     x_fp = newton(jnp.where(at_fp, xT, center))
     fp_ok = jnp.linalg.norm(field(x_fp)) < jnp.maximum(fp_tol, 1e-10)
     d_first = jnp.linalg.norm(rp[0] - x_fp)
@@ -269,7 +336,7 @@ def trace_limit_cycle(
     x0,
     *,
     t_transient: float = 200.0,
-    n_returns: int = 6,
+    n_returns: int = 4,
     max_return_time: float = 100.0,
     n_orbit: int = 256,
     rtol: float = 1e-10,
@@ -277,7 +344,10 @@ def trace_limit_cycle(
     fp_tol: float = 1e-8,
     cycle_tol: float = 1e-6,
     bound: float = 1e6,
-    max_steps: int = 1_000_000,
+    max_steps: int = 100_000,
+    orbit_substeps: int = 8,
+    solver: str = "dopri8",
+    transient_rtol: float = 1e-6,
     batch_size: Optional[int] = None,
 ) -> LimitCycleResult:
     r"""Trace the flow ``dx/dt = field(x)`` from each initial point and find its limit set.
@@ -292,12 +362,22 @@ def trace_limit_cycle(
         n_returns: Poincaré returns (>= 2) used to test convergence.
         max_return_time: longest time one half-return may take.
         n_orbit: points of the resampled orbit.
-        rtol, atol: tolerances of the adaptive Tsit5 solve (float64).
+        rtol, atol: tolerances of the adaptive solves that locate the returns
+            and the period (float64).
+        solver: ``"dopri8"`` (default; 8th order, fewest steps at tight
+            tolerances), ``"tsit5"`` or ``"dopri5"`` for the returns.
+        transient_rtol: tolerance of the transient (Tsit5; only where the
+            trajectory ends matters there; ``atol`` is kept).
         fp_tol: ``|F(x)|`` below which the flow has stopped.
         cycle_tol: relative tolerance on the return map's fixed point.
         bound: ``|x|`` above which a trajectory counts as diverged.
         max_steps: step budget of each solve.
-        batch_size: initial points per compiled call (all at once if None).
+        orbit_substeps: RK4 sub-steps per orbit sample for the resampled orbit
+            and the monodromy matrix (step ``T / (n_orbit * orbit_substeps)``).
+        batch_size: initial points per compiled call (None: the next power of
+            two >= 8 up to 1024, then the next multiple of 1024 up to 16384;
+            the last chunk is padded, so repeated calls with the same field
+            reuse one compiled program).
 
     Returns:
         :class:`LimitCycleResult` (see its attributes and the module docstring
@@ -329,11 +409,21 @@ def trace_limit_cycle(
         cycle_tol=check_positive(cycle_tol, "cycle_tol"),
         bound=check_positive(bound, "bound"),
         max_steps=check_positive_int(max_steps, "max_steps"),
+        orbit_substeps=check_positive_int(orbit_substeps, "orbit_substeps"),
+        solver=str(solver),
+        transient_rtol=check_positive(transient_rtol, "transient_rtol"),
     )
+    if cfg["solver"] not in _SOLVERS:
+        raise ValueError(f"solver: expected one of {sorted(_SOLVERS)}, got {solver!r}")
     if cfg["n_returns"] < 2:
         raise ValueError(f"n_returns: need at least 2 returns, got {n_returns}")
     n = x0.shape[0]
-    bs = n if batch_size is None else check_positive_int(batch_size, "batch_size")
+    if batch_size is None:
+        # pad to a few fixed sizes so that repeated calls reuse the compiled program:
+        # powers of two from 8 to 1024, then multiples of 1024
+        bs = max(8, 1 << (n - 1).bit_length()) if n <= 1024 else min(_MAX_BATCH, -(-n // 1024) * 1024)
+    else:
+        bs = check_positive_int(batch_size, "batch_size")
     with jax.enable_x64(True):
         try:
             out = jax.eval_shape(fn, jax.ShapeDtypeStruct((dim,), jnp.float64))
@@ -341,16 +431,14 @@ def trace_limit_cycle(
             raise ValueError(f"field: calling it on x0 of shape ({dim},) failed: {e}") from None
         if getattr(out, "shape", None) != (dim,):
             raise ValueError(f"field: must map x ({dim},) to ({dim},), got {getattr(out, 'shape', out)}")
-        static_cfg = {k: v for k, v in cfg.items()}
         parts = []
         for i in range(0, n, bs):
             chunk = x0[i:i + bs]
-            pad = bs - chunk.shape[0] if batch_size is not None else 0
-            if pad:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-            res = _trace_batch(fn, jnp.asarray(chunk, dtype=jnp.float64), _Static(static_cfg))
-            res = jax.tree_util.tree_map(lambda a: np.asarray(a)[: bs - pad if pad else None], res)
-            parts.append(res)
+            m = chunk.shape[0]
+            if m < bs:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - m, axis=0)])
+            res = _trace_batch(fn, jnp.asarray(chunk, dtype=jnp.float64), _Static(cfg))
+            parts.append(jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], res))
         r = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return _assemble(x0, r, single, dim)
 

@@ -111,9 +111,20 @@ def _coefficients(problem, pts, beta_inv, form):
     return jax.vmap(one)(pts)
 
 
+_CHUNK = 16384  # fixed evaluation size: one compiled program serves every grid size
+
+
 def _eval_coefficients(problem, pts, beta_inv, form):
-    b, D, divD = _coefficients(problem, jnp.asarray(pts), beta_inv, form)
-    b, D, divD = (np.asarray(a, dtype=np.float64) for a in (b, D, divD))
+    n = pts.shape[0]
+    n_pad = -(-n // _CHUNK) * _CHUNK
+    padded = np.concatenate([pts, np.repeat(pts[:1], n_pad - n, axis=0)])
+    parts = [
+        _coefficients(problem, jnp.asarray(padded[i : i + _CHUNK]), jnp.asarray(beta_inv), form)
+        for i in range(0, n_pad, _CHUNK)
+    ]
+    b, D, divD = (
+        np.concatenate([np.asarray(p[k], dtype=np.float64) for p in parts])[:n] for k in range(3)
+    )
     if not (np.all(np.isfinite(b)) and np.all(np.isfinite(D)) and np.all(np.isfinite(divD))):
         raise ValueError("problem: drift or diffusion is not finite inside box")
     return b, D, divD
