@@ -57,7 +57,6 @@ continuous family, as for a centre or a Hamiltonian flow). In 2D,
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable, Optional, Union
 
 import diffrax
