@@ -21,6 +21,7 @@ if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _
 from importlib.metadata import PackageNotFoundError, version as _version  # noqa: E402
 
 from . import diffusion as diffusion
+from . import nn as nn
 from . import problems as problems
 from ._linear import linear_decomposition as linear_decomposition
 from ._linear import ou_stationary_covariance as ou_stationary_covariance
@@ -80,6 +81,7 @@ __all__ = [
     "diffusion",
     "linear_decomposition",
     "load_ensemble",
+    "nn",
     "ou_stationary_covariance",
     "problems",
     "simulate",

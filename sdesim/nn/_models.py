@@ -17,7 +17,8 @@ The *weights* are the trainable parameters: linear/conv weights and biases and
 the batch-norm scale/shift. Running statistics are buffers (not weights):
 :func:`trainable` returns the filter that separates them, :func:`n_weights`
 counts weights. Initialisation follows PyTorch's default
-``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weights and biases.
+``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weights and biases, drawn with a
+NumPy generator seeded by the JAX key (deterministic in the key).
 
 Architectures (paper -> ours):
 
@@ -63,9 +64,28 @@ __all__ = [
 ]
 
 
+def _np_rng(key) -> np.random.Generator:
+    """A NumPy generator seeded by the bits of a JAX key (raw uint32 or typed)."""
+    try:
+        bits = np.asarray(jax.random.key_data(key))
+    except (TypeError, ValueError):
+        bits = np.asarray(key)
+    return np.random.default_rng([int(b) for b in bits.astype(np.uint64).ravel()])
+
+
+def _split(key, n: int):
+    """``n`` child keys (raw uint32 pairs) derived from ``key`` with NumPy.
+
+    Initialisation runs eagerly; drawing with NumPy avoids compiling a JAX
+    random kernel for every weight shape (seconds on a small CPU), while the
+    weights stay a deterministic function of the key.
+    """
+    return list(_np_rng(key).integers(0, 2**32, size=(n, 2), dtype=np.uint32))
+
+
 def _uniform(key, shape, fan_in, dtype):
     bound = 1.0 / np.sqrt(fan_in)
-    return jax.random.uniform(key, shape, dtype=dtype, minval=-bound, maxval=bound)
+    return jnp.asarray(_np_rng(key).uniform(-bound, bound, size=shape), dtype=dtype)
 
 
 class Linear(eqx.Module):
@@ -75,7 +95,7 @@ class Linear(eqx.Module):
     bias: Float[Array, " out"]
 
     def __init__(self, n_in: int, n_out: int, *, key: PRNGKeyArray, dtype=jnp.float32):
-        k1, k2 = jax.random.split(key)
+        k1, k2 = _split(key, 2)
         self.weight = _uniform(k1, (n_out, n_in), n_in, dtype)
         self.bias = _uniform(k2, (n_out,), n_in, dtype)
 
@@ -91,7 +111,7 @@ class Conv2d(eqx.Module):
     padding: int = eqx.field(static=True)
 
     def __init__(self, c_in: int, c_out: int, kernel: int = 3, padding: int = 1, *, key, dtype=jnp.float32):
-        k1, k2 = jax.random.split(key)
+        k1, k2 = _split(key, 2)
         fan_in = c_in * kernel * kernel
         self.weight = _uniform(k1, (c_out, c_in, kernel, kernel), fan_in, dtype)
         self.bias = _uniform(k2, (c_out,), fan_in, dtype)
@@ -252,7 +272,7 @@ def _fc(n_in, hidden, n_classes, key, dtype, name, batchnorm=True):
     hidden = (hidden,) if isinstance(hidden, (int, np.integer)) else tuple(hidden)
     if len(hidden) == 0:
         raise ValueError("hidden: need at least one hidden layer")
-    keys = jax.random.split(key, len(hidden) + 1)
+    keys = _split(key, len(hidden) + 1)
     layers = [Flatten()]
     prev = n_in
     for h, k in zip(hidden, keys[:-1]):
@@ -290,7 +310,7 @@ def small_lenet(key: PRNGKeyArray, *, in_shape: Sequence[int] = (1, 8, 8), n_cla
     c1, c2 = (_check_int(v, "channels") for v in channels)
     if h // 4 < 1 or w // 4 < 1:
         raise ValueError(f"in_shape: images of {h}x{w} are too small for two 2x2 poolings")
-    k = jax.random.split(key, 4)
+    k = _split(key, 4)
     layers = (
         Conv2d(c, c1, 3, 1, key=k[0], dtype=dtype), BatchNorm(c1, dtype=dtype), ReLU(), MaxPool2d(2),
         Dropout(dropout),

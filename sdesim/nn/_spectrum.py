@@ -16,7 +16,9 @@ Eigenvalues
   ``d - N`` eigenvalues are exactly zero and are appended as zeros. Cost
   ``O(N^2 d + N^3)``; ``D`` (``d x d``) is never formed.
 * ``"dense"`` path (``d <= N``): ``eigh(G_c^T G_c / N)``.
-Both run in float64 NumPy/LAPACK whatever the gradients' dtype.
+Both run in float64 NumPy/LAPACK whatever the gradients' dtype: all
+eigenvalues by ``syevd`` (``numpy.linalg.eigvalsh``), and only the top-``k``
+eigenvectors by ``syevr`` on an index subset (``scipy.linalg.eigh``).
 
 Summary statistics are over **all d eigenvalues** (zeros included):
 ``mean = tr D / d``, ``std`` (population, ``ddof=0``), ``var = std**2``.
@@ -51,6 +53,7 @@ from typing import Optional, Union
 
 import equinox as eqx
 import numpy as np
+import scipy.linalg
 
 from .._diffusion import LowRankDiagonal
 
@@ -240,7 +243,7 @@ def diffusion_spectrum(
     method: str = "auto",
     top_k: Optional[int] = None,
     eps: Optional[float] = None,
-    chunk_size: int = 256,
+    chunk_size: int = 2048,
 ) -> DiffusionSpectrum:
     """Eigenspectrum of ``D = (1/N) sum_k g_k g_k^T - g g^T``.
 
@@ -288,32 +291,31 @@ def diffusion_spectrum(
     g = G64.mean(axis=0)
     Gc = G64 - g[None, :]
     diag = np.einsum("ki,ki->i", Gc, Gc) / N
-    if method == "gram":
-        K = Gc @ Gc.T / N
-        K = 0.5 * (K + K.T)
-        w, U = np.linalg.eigh(K)
-        w, U = w[::-1], U[:, ::-1]
-        m = min(N, d)
-        eigvals = np.zeros(d)
-        eigvals[:m] = w[:m]
-    else:
-        C = Gc.T @ Gc / N
-        C = 0.5 * (C + C.T)
-        w, V = np.linalg.eigh(C)
-        eigvals, V = w[::-1].copy(), V[:, ::-1]
+    if top_k is not None and (isinstance(top_k, bool) or int(top_k) < 0):
+        raise ValueError(f"top_k: expected a non-negative integer, got {top_k!r}")
+    # the symmetric matrix whose eigenpairs we need: N x N (Gram) or d x d (dense)
+    M = Gc @ Gc.T / N if method == "gram" else Gc.T @ Gc / N
+    M = 0.5 * (M + M.T)
+    n = M.shape[0]
+    w = np.linalg.eigvalsh(M)[::-1]  # all eigenvalues, descending (LAPACK syevd)
+    eigvals = np.zeros(d)
+    m = min(n, d)
+    eigvals[:m] = w[:m]
     lam_max = max(float(eigvals[0]), 0.0)
     threshold = lam_max * d * eps
     rank = int(np.sum(eigvals > threshold))
     k = rank if top_k is None else int(top_k)
-    if k < 0:
-        raise ValueError(f"top_k: expected a non-negative integer, got {top_k!r}")
     k = min(k, int(np.sum(eigvals > 0)))
     if k == 0:
         vecs = None
-    elif method == "gram":
-        vecs = Gc.T @ (U[:, :k] / np.sqrt(N * eigvals[:k])[None, :])
     else:
-        vecs = np.ascontiguousarray(V[:, :k])
+        # only the top-k eigenvectors (LAPACK syevr on a subset: far cheaper than all n)
+        wk, Uk = scipy.linalg.eigh(M, subset_by_index=[n - k, n - 1], driver="evr")
+        wk, Uk = wk[::-1], Uk[:, ::-1]
+        if method == "gram":
+            vecs = Gc.T @ (Uk / np.sqrt(N * wk)[None, :])  # v = G_c^T u / sqrt(N lam)
+        else:
+            vecs = np.ascontiguousarray(Uk)
     return DiffusionSpectrum(
         eigvals=eigvals, eigvecs=vecs, diag=diag, mean_gradient=g, n_examples=N, dim=d,
         rank=rank, threshold=threshold, eps=eps, eps_dtype=eps_name, method=method,
