@@ -22,6 +22,8 @@ from importlib.metadata import PackageNotFoundError, version as _version  # noqa
 
 from . import diffusion as diffusion
 from . import nn as nn
+from . import _chains as chains
+from . import _sgd_theory as sgd_theory
 from . import problems as problems
 from ._linear import linear_decomposition as linear_decomposition
 from ._linear import ou_stationary_covariance as ou_stationary_covariance
@@ -82,6 +84,8 @@ __all__ = [
     "linear_decomposition",
     "load_ensemble",
     "nn",
+    "chains",
+    "sgd_theory",
     "ou_stationary_covariance",
     "problems",
     "simulate",
