@@ -100,7 +100,6 @@ def test_multi_process_slices_union_equals_single_process():
     np.testing.assert_array_equal(np.concatenate([q.x for q in parts], axis=1), full.x)
 
 
-@pytest.mark.slow
 def test_two_real_processes_with_jax_distributed(tmp_path):
     """Two processes on loopback through jax.distributed == one process (bit for bit)."""
     import os
