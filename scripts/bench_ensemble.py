@@ -340,8 +340,10 @@ def main(argv=None):
     ap.add_argument("--problems", nargs="*", default=["ex19", "ou64", "statedep"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--tag", default="", help="suffix for the output file names")
     ap.add_argument("--out", default=str(ROOT / "benchmarks"))
     ap.add_argument("--vbt-max", type=int, default=100_000, help="largest n for vmapped diffrax-VBT (it is slow)")
+    ap.add_argument("--torch-max", type=int, default=100_000, help="largest n for torchsde")
     ap.add_argument("--numpy-max-work", type=float, default=3e8, help="skip NumPy above this many particle-steps x dim")
     args = ap.parse_args(argv)
     sizes = args.sizes or ([1000] if args.quick else [1000, 100_000, 1_000_000])
@@ -372,7 +374,7 @@ def main(argv=None):
                 impls["diffrax_vbt"] = lambda: run_diffrax_vbt(spec, n, min(steps, 50))
             if n * steps * spec["problem"].dim <= args.numpy_max_work:
                 impls["numpy"] = lambda: run_numpy(spec, n, steps, name)
-            if have_torch and name in ("ex19", "ou64") and n <= 100_000:
+            if have_torch and name in ("ex19", "ou64") and n <= args.torch_max:
                 impls["torchsde"] = lambda: run_torchsde(spec, n, steps, name)
             res = {}
             for impl, make in impls.items():
@@ -397,7 +399,7 @@ def main(argv=None):
                 time=time.strftime("%Y-%m-%d %H:%M:%S"), argv=sys.argv[1:])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tag = jax.default_backend() + ("_quick" if args.quick else "")
+    tag = jax.default_backend() + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
     (out / f"ensemble_{tag}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
     md = table(rows, meta)
     (out / f"ensemble_{tag}.md").write_text(md)

@@ -86,11 +86,12 @@ def main():
     ap.add_argument("--method", default="weak_euler", choices=["euler", "weak_euler"])
     ap.add_argument("--out", default=str(ROOT / "benchmarks"))
     ap.add_argument("--skip-2d", action="store_true")
+    ap.add_argument("--steps-2d", type=int, default=None, help="steps of the 1e7-particle run (default 1e4)")
     ap.add_argument("--skip-lowrank", action="store_true")
     args = ap.parse_args()
     rows = []
     if not args.skip_2d:
-        n, steps = (10**5, 100) if args.quick else (10**7, 10**4)
+        n, steps = (10**5, 100) if args.quick else (10**7, args.steps_2d or 10**4)
         rows.append(run_2d(n, steps, args.method, chunk=min(n, 2**21)))
         print(json.dumps(rows[-1]), flush=True)
     if not args.skip_lowrank:
