@@ -239,8 +239,6 @@ def validate_config(cfg: dict) -> dict:
     for f in forms:
         if f not in FORMS:
             raise ConfigError(f"simulation.form: expected one of {FORMS}, got {f!r}")
-    if kind == "python" and any(f != "ito" for f in forms):
-        pass  # checked once the problem is built
     sim["form"] = forms
     if sim["method"] not in METHODS:
         raise ConfigError(f"simulation.method: expected one of {METHODS}, got {sim['method']!r}")

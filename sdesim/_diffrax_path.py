@@ -21,15 +21,13 @@ __all__ = ["simulate_diffrax"]
 
 
 def _factor_fn(diffusion):
+    """``x -> L(x)`` as a ``(dim, noise_dim)`` matrix: the noise model applied to the identity's columns."""
     nd = diffusion.noise_dim
-    eye = None
 
     def factor(x):
-        # L(x) as a (dim, noise_dim) matrix: apply to the identity's columns
         e = jnp.eye(nd, dtype=x.dtype)
         return jax.vmap(lambda z: diffusion.apply(x, z), in_axes=1, out_axes=1)(e)
 
-    del eye
     return factor
 
 

@@ -49,12 +49,13 @@ def run(
     if print_config:
         typer.echo(DEFAULT_CONFIG_TOML.strip())
         return
-    if resume and config is None:
-        config = out / "config.json"
-        if not config.exists():
-            _fail(f"out: {out} holds no run to resume (config.json missing)")
     try:
-        cfg = load_config(config) if not (resume and config == out / "config.json") else _load_json_config(config)
+        if resume and config is None:  # continue with the normalised config the run wrote
+            if not (out / "config.json").exists():
+                _fail(f"out: {out} holds no run to resume (config.json missing)")
+            cfg = _load_json_config(out / "config.json")
+        else:
+            cfg = load_config(config)
     except ConfigError as e:
         _fail(str(e))
     from ._config import build_problem, quick_config

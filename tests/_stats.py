@@ -47,3 +47,18 @@ def group_se(samples_by_group, stat):
     """Standard error of ``stat`` from its spread over independent groups (batch means)."""
     vals = np.array([stat(g) for g in samples_by_group])
     return vals.mean(axis=0), vals.std(axis=0, ddof=1) / np.sqrt(len(vals))
+
+
+def sample_anisotropic_double_well(n, beta_inv, seed, a=0.3):
+    """Exact iid samples of exp(-Phi/beta_inv) for anisotropic_double_well's Phi.
+
+    x2 | x1 ~ N(-a x1 / 2, beta_inv); x1 by inverse CDF of its marginal on a fine grid.
+    """
+    rng = np.random.default_rng(seed)
+    g = np.linspace(-4.0, 4.0, 40001)
+    lp = -((g**2 - 1) ** 2 / 4 - a * a * g**2 / 8) / beta_inv
+    c = np.cumsum(np.exp(lp - lp.max()))
+    c = (c - c[0]) / (c[-1] - c[0])
+    x1 = np.interp(rng.random(n), c, g)
+    x2 = -a * x1 / 2 + np.sqrt(beta_inv) * rng.normal(size=n)
+    return np.stack([x1, x2], -1)

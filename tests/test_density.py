@@ -5,24 +5,12 @@ import pytest
 import scipy.stats
 
 import sdesim
+from _stats import sample_anisotropic_double_well
 from sdesim._density import estimate_potential
 
 A = 0.3  # anisotropic_double_well's default coupling
 
 
-def _sample_adw(n, beta_inv, seed):
-    """Exact iid samples of exp(-Phi/beta_inv), Phi = (x1^2-1)^2/4 + x2^2/2 + a x1 x2 / 2.
-
-    x2 | x1 ~ N(-a x1 / 2, beta_inv); x1 by inverse CDF of its marginal on a fine grid.
-    """
-    rng = np.random.default_rng(seed)
-    g = np.linspace(-4.0, 4.0, 40001)
-    lp = -((g**2 - 1) ** 2 / 4 - A * A * g**2 / 8) / beta_inv
-    c = np.cumsum(np.exp(lp - lp.max()))
-    c = (c - c[0]) / (c[-1] - c[0])
-    x1 = np.interp(rng.random(n), c, g)
-    x2 = -A * x1 / 2 + np.sqrt(beta_inv) * rng.normal(size=n)
-    return np.stack([x1, x2], -1)
 
 
 def _bin_probs_2d(edges, logdens, order=6):
@@ -50,7 +38,7 @@ def _chi2_bound(dof, k=5.0):
 
 def test_histogram_phi_matches_exact_within_its_error_bars():
     beta_inv = 0.5
-    x = _sample_adw(400_000, beta_inv, seed=1)
+    x = sample_anisotropic_double_well(400_000, beta_inv, seed=1)
     est = estimate_potential(x, beta_inv=beta_inv, bins=48, box=((-2.4, 2.4), (-2.4, 2.4)))
     assert est.errors == "multinomial"
     p = _bin_probs_2d(
@@ -69,7 +57,7 @@ def test_histogram_phi_matches_exact_within_its_error_bars():
 
 def test_modes_match_exact_minima_of_phi():
     beta_inv = 0.25
-    x = _sample_adw(400_000, beta_inv, seed=2)
+    x = sample_anisotropic_double_well(400_000, beta_inv, seed=2)
     est = estimate_potential(x, beta_inv=beta_inv, bins=64, box=(-2.0, 2.0), n_boot=40)
     # grad Phi = 0: x2 = -a x1 / 2, x1^2 = 1 + a^2 / 4
     x1 = np.sqrt(1 + A * A / 4)
@@ -84,7 +72,7 @@ def test_modes_match_exact_minima_of_phi():
 
 
 def test_bootstrap_agrees_with_multinomial_for_independent_samples():
-    x = _sample_adw(200_000, 0.5, seed=3)
+    x = sample_anisotropic_double_well(200_000, 0.5, seed=3)
     box = ((-2.4, 2.4), (-2.4, 2.4))
     a = estimate_potential(x, beta_inv=0.5, bins=32, box=box, kde=False)
     b = estimate_potential(x, beta_inv=0.5, bins=32, box=box, kde=False, errors="bootstrap", n_boot=200)
@@ -199,7 +187,7 @@ class _FakeEnsemble:
 
 
 def test_accepts_an_ensemble_like_object():
-    x = _sample_adw(20_000, 0.5, seed=8).reshape(10, 2000, 2)
+    x = sample_anisotropic_double_well(20_000, 0.5, seed=8).reshape(10, 2000, 2)
     est = estimate_potential(_FakeEnsemble(x), beta_inv=0.5, bins=16, box=(-2, 2), n_boot=10)
     assert est.errors == "bootstrap" and est.n_samples == 20_000
 

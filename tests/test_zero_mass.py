@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import sdesim
+from _stats import sample_anisotropic_double_well
 from sdesim._fokker_planck import fokker_planck_2d, stationary_density_2d
 from sdesim._zero_mass import (
     fokker_planck_lag_wedge,
@@ -14,23 +15,12 @@ from sdesim._zero_mass import (
 
 F = np.array([[1.0, -0.6], [0.4, 1.2]])
 D = np.array([[1.0, 0.4], [0.4, 0.5]])
-A = 0.3
 
 
 def _wedge(C):
     return C[1, 0] - C[0, 1]
 
 
-def _sample_adw(n, beta_inv, seed):
-    """Exact iid samples of exp(-Phi/beta_inv) for anisotropic_double_well's Phi."""
-    rng = np.random.default_rng(seed)
-    g = np.linspace(-4.0, 4.0, 40001)
-    lp = -((g**2 - 1) ** 2 / 4 - A * A * g**2 / 8) / beta_inv
-    c = np.cumsum(np.exp(lp - lp.max()))
-    c = (c - c[0]) / (c[-1] - c[0])
-    x1 = np.interp(rng.random(n), c, g)
-    x2 = -A * x1 / 2 + np.sqrt(beta_inv) * rng.normal(size=n)
-    return np.stack([x1, x2], -1)
 
 
 def test_linear_closed_form_limits():
@@ -78,12 +68,12 @@ def test_gibbs_law_is_exact_at_every_mass_with_state_dependent_friction(mass):
     b = 0.5
     prob = sdesim.problems.anisotropic_double_well(b)
     n = 10_000
-    x0 = _sample_adw(n, b, seed=11)
+    x0 = sample_anisotropic_double_well(n, b, seed=11)
     h = mass / 10  # run to t = 10 m (same shapes as below: one compiled program)
     ens = simulate_zero_mass(prob, beta_inv=b, mass=mass, n_particles=n, n_steps=100, dt=h, seed=2, x0=x0, save_every=5)
     x, v = ens.x[-1].astype(np.float64), ens.v[-1].astype(np.float64) * np.sqrt(mass / b)
     # position law: exact moments of exp(-Phi/beta^-1) against the exact sampler's
-    ref = _sample_adw(400_000, b, seed=12)
+    ref = sample_anisotropic_double_well(400_000, b, seed=12)
     for g in (lambda z: z[:, 0] ** 2, lambda z: z[:, 1] ** 2, lambda z: z[:, 0] * z[:, 1], lambda z: z[:, 1]):
         a, r = g(x), g(ref)
         se = np.sqrt(a.var() / n + r.var() / r.size)
@@ -102,7 +92,7 @@ def test_state_dependent_dynamics_converge_to_the_ito_converted_atype_sde():
     ss = stationary_density_2d(prob, beta_inv=b, box=None, n=None, operator=op)
     L0 = fokker_planck_lag_wedge(op, ss.rho, tau)
     n = 10_000
-    x0 = _sample_adw(n, b, seed=21)
+    x0 = sample_anisotropic_double_well(n, b, seed=21)
     vals = {}
     for m in (0.2, 0.1, 0.05):
         h = m / 10
@@ -126,7 +116,7 @@ def test_naive_ito_reading_has_a_different_stationary_density():
     naive = stationary_density_2d(prob, beta_inv=b, box=(-3.5, 3.5), n=64, form="atype_naive")
     assert naive.expect(naive.grid[1]) < -0.05  # exact: E[x2] = 0 (Phi is even)
     n = 10_000
-    x0 = _sample_adw(n, b, seed=31)
+    x0 = sample_anisotropic_double_well(n, b, seed=31)
     out = {}
     for form in ("atype", "atype_naive"):
         ens = sdesim.simulate(prob, beta_inv=b, n_particles=n, n_steps=400, dt=0.0075, seed=4, x0=x0, form=form, save_every=40)
