@@ -150,24 +150,46 @@ def run_memory_floor(spec, n, steps):
     return (lambda: loop(x0).block_until_ready()), 0.0
 
 
+def run_stream_floor(spec, n, steps):
+    """Drawing sdesim's own counter-based normals alone (``(noise_dim, n)`` per step), in a loop."""
+    from sdesim._noise import normals, stream_keys
+
+    nd = spec["problem"].diffusion.noise_dim
+    dim = spec["problem"].dim
+    keys = stream_keys(0, nd, 0)
+
+    @jax.jit
+    def loop(acc, pidx):
+        def step(s, acc):
+            return acc + normals(keys, pidx, s.astype(jnp.uint32), nd)[:dim]
+
+        return jax.lax.fori_loop(0, steps, step, acc)
+
+    acc = jnp.zeros((dim, n), jnp.float32)
+    pidx = jnp.arange(n, dtype=jnp.uint32)
+    loop.lower(acc, pidx).compile()
+    return (lambda: loop(acc, pidx).block_until_ready()), 0.0
+
+
 def step_cost(spec, n=4096):
     """XLA's own count of FLOPs and bytes for one Euler--Maruyama step, per particle."""
-    from sdesim._noise import particle_keys, step_normals
+    from sdesim._noise import normals, stream_keys
 
     p = spec["problem"]
     nd = p.diffusion.noise_dim
     dt, bi = spec["dt"], spec["beta_inv"]
+    keys = stream_keys(0, nd, 0)
 
-    def one_step(x, kd):
-        z = jax.vmap(lambda k: step_normals(k, 7, nd))(kd)
-        g = jax.vmap(lambda xi, zi: p.diffusion.apply(xi, zi).astype(jnp.float32))(x, z)
-        b = jax.vmap(lambda xi: p.drift(xi, bi, "ito").astype(jnp.float32))(x)
+    def one_step(x, pidx):
+        z = normals(keys, pidx, 7, nd)
+        g = jax.vmap(lambda xi, zi: p.diffusion.apply(xi, zi).astype(jnp.float32), in_axes=1, out_axes=1)(x, z)
+        b = jax.vmap(lambda xi: p.drift(xi, bi, "ito").astype(jnp.float32), in_axes=1, out_axes=1)(x)
         return x + b * dt + np.sqrt(2 * bi * dt) * g
 
-    x = jnp.zeros((n, p.dim), jnp.float32)
-    kd = particle_keys(0, 0, n)
+    x = jnp.zeros((p.dim, n), jnp.float32)
+    pidx = jnp.arange(n, dtype=jnp.uint32)
     try:
-        ca = jax.jit(one_step).lower(x, kd).compile().cost_analysis()
+        ca = jax.jit(one_step).lower(x, pidx).compile().cost_analysis()
         ca = ca[0] if isinstance(ca, (list, tuple)) else ca
         return dict(flops=float(ca.get("flops", float("nan"))) / n,
                     bytes=float(ca.get("bytes accessed", float("nan"))) / n)
@@ -361,6 +383,7 @@ def main(argv=None):
                 "sdesim_weak": lambda: run_sdesim(spec, n, steps, "weak_euler"),
                 "scan": lambda: run_scan(spec, n, steps),
                 "noise_floor": lambda: run_floor(spec, n, steps),
+                "stream_floor": lambda: run_stream_floor(spec, n, steps),
                 "memory_floor": lambda: run_memory_floor(spec, n, steps),
                 "diffrax_batched_unsafe": lambda: run_diffrax_batched(spec, n, steps),
             }
@@ -401,13 +424,14 @@ def main(argv=None):
 
 
 def table(rows, meta):
-    cols = ["scan", "noise_floor", "memory_floor", "diffrax_batched_unsafe", "diffrax_vbt", "numpy", "torchsde",
+    cols = ["scan", "noise_floor", "stream_floor", "memory_floor", "diffrax_batched_unsafe", "diffrax_vbt", "numpy", "torchsde",
             "sdesim_weak"]
     lines = [
         f"Backend {meta['backend']} ({meta['cpu_count']} CPU cores), jax {meta['jax']}, {meta['time']}.",
         "sdesim = public `simulate` (Euler--Maruyama, float32). Columns: sdesim's particle-steps/s, then "
         "the ratio sdesim / peer (>1: sdesim faster). `noise_floor` < 1 means sdesim reaches that fraction "
-        "of the rate of just drawing the noise; `sdesim_weak` < 1 means the two-point scheme is faster.",
+        "of the rate of just drawing the noise with `jax.random.normal` (`stream_floor`: with sdesim's own "
+        "counter-based stream); `sdesim_weak` < 1 means the two-point scheme is faster.",
         "",
         "| problem | particles | FLOP/ps | bytes/ps | sdesim ps/s | compile s | " + " | ".join(cols) + " |",
         "|---|---|---|---|---|---|" + "---|" * len(cols),

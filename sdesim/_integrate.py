@@ -55,8 +55,16 @@ __all__ = ["Ensemble", "simulate", "METHODS"]
 
 METHODS = ("euler", "weak_euler", "heun", "diffrax")
 
-#: Particles per cache block inside the compiled loop (state stays in L2).
-DEFAULT_BLOCK = 8192
+#: State bytes per cache block inside the compiled loop: big enough for XLA to split a block's
+#: vector operations over the CPU's threads, small enough to stay in the last-level cache.
+BLOCK_BYTES = 2**20
+#: Fewest particles per block (below this, per-step overheads dominate).
+MIN_BLOCK = 8192
+
+
+def default_block_size(dim: int, itemsize: int = 4) -> int:
+    """Particles per cache block: ``BLOCK_BYTES`` of state, at least ``MIN_BLOCK`` particles."""
+    return max(MIN_BLOCK, BLOCK_BYTES // (dim * itemsize))
 #: Upper bound on the snapshot buffer of one segment (bytes) before it goes to the host.
 SEGMENT_BYTES = 128 * 2**20
 
@@ -145,62 +153,65 @@ class Ensemble:
 # ---------------------------------------------------------------------------
 
 
-def _block_run(problem, x, kd, step0, params, every, *, form, method, n_out, dtype, reduce):
-    """Advance one block of particles ``x (n, dim)`` by ``n_out * every`` steps.
+def _block_run(problem, x, pidx, keys, step0, params, every, *, form, method, n_out, dtype, reduce):
+    """Advance one block of particles by ``n_out * every`` steps.
 
-    Returns ``(x_final, payload)``: the ``n_out`` snapshots ``(n_out, n, dim)``,
+    The state is laid out particle-last, ``x (dim, n)`` (struct of arrays):
+    every coordinate is one contiguous vector, so the drift, the noise factor
+    and the hash of the counter-based noise (:mod:`sdesim._noise`, which
+    produces its numbers as ``(noise_dim, n)``) are plain vector operations.
+    ``pidx (n,)`` are the global particle indices, ``keys`` the stream keys.
+
+    Returns ``(x_final, payload)``: the ``n_out`` snapshots ``(n_out, dim, n)``,
     or with ``reduce=(bins, box)`` running statistics of the snapshots computed
     inside the loop (see :func:`_snapshot_stats`), so nothing per-snapshot is kept.
     """
     diff = problem.diffusion
     nd = diff.noise_dim
-    kind = "rademacher" if method == "weak_euler" else "gaussian"
     # (beta_inv, dt, sqrt(2 beta_inv dt)), rounded to dtype on the host from float64, so the
     # numbers do not depend on whether JAX's x64 mode is on
     beta_inv, dt, scale = params[0], params[1], params[2]
 
-    drift = jax.vmap(lambda xi: problem.drift(xi, beta_inv, form).astype(dtype))
+    drift = jax.vmap(lambda xi: problem.drift(xi, beta_inv, form).astype(dtype), in_axes=1, out_axes=1)
     if diff.is_constant:
         x_any = jnp.zeros((problem.dim,), dtype)
-        noise_of = jax.vmap(lambda z: diff.apply(x_any, z))
+        noise_of = jax.vmap(lambda z: diff.apply(x_any, z), in_axes=1, out_axes=1)
 
         def noise(x, z):
             return noise_of(z).astype(dtype)
     else:
-        apply = jax.vmap(diff.apply)
+        apply = jax.vmap(diff.apply, in_axes=(1, 1), out_axes=1)
 
         def noise(x, z):
             return apply(x, z).astype(dtype)
-    draw = jax.vmap(lambda k, s: _noise.step_noise(k, s, nd, dtype, kind), in_axes=(0, None))
 
-    def step(x, s):
-        g = scale * noise(x, draw(kd, s))
-        b = drift(x)
-        if method == "heun":
-            xt = x + b * dt + g
-            return x + 0.5 * (b + drift(xt)) * dt + g
-        return x + b * dt + g
-
-    if kind == "rademacher":
-        # bits for 32 steps per Threefry call, refreshed at block boundaries
-        words_of = jax.vmap(lambda k, blk: _noise.rademacher_words(k, blk, nd), in_axes=(0, None))
+    if method == "weak_euler":
+        # signs for 32 steps per Threefry word, refreshed at block boundaries
         B = _noise.RADEMACHER_BLOCK
 
-        def step_r(carry, s):
-            x, words = carry
-            words = jax.lax.cond(s % B == 0, lambda: words_of(kd, s // B), lambda: words)
-            z = _noise.rademacher_from_words(words, s, nd, dtype)
-            return x + drift(x) * dt + scale * noise(x, z), words
+        def words_of(blk):
+            return _noise.rademacher_words(keys, pidx, blk)
 
         def advance(x, i):
             s0 = (step0 + i * every).astype(jnp.uint32)
-            words0 = words_of(kd, s0 // B)
 
             def body(k, carry):
-                return step_r(carry, s0 + k.astype(jnp.uint32))
+                x, words = carry
+                s = s0 + k.astype(jnp.uint32)
+                words = jax.lax.cond(s % B == 0, lambda: words_of(s // B), lambda: words)
+                z = _noise.rademacher_signs(words, s, nd, dtype)
+                return x + drift(x) * dt + scale * noise(x, z), words
 
-            return jax.lax.fori_loop(0, every, body, (x, words0))[0]
+            return jax.lax.fori_loop(0, every, body, (x, words_of(s0 // B)))[0]
     else:
+
+        def step(x, s):
+            g = scale * noise(x, _noise.normals(keys, pidx, s, nd, dtype))
+            b = drift(x)
+            if method == "heun":
+                xt = x + b * dt + g
+                return x + 0.5 * (b + drift(xt)) * dt + g
+            return x + b * dt + g
 
         def advance(x, i):
             s0 = step0 + i * every
@@ -219,12 +230,12 @@ def _block_run(problem, x, kd, step0, params, every, *, form, method, n_out, dty
         return jax.lax.scan(inner, x, jnp.arange(n_out, dtype=step0.dtype))
 
     bins, box = reduce
-    n = x.shape[0]
+    n = x.shape[1]
 
     def inner_stats(carry, i):
         x, bad = carry
         x = advance(x, i)
-        fin = jnp.all(jnp.isfinite(x), axis=1)
+        fin = jnp.all(jnp.isfinite(x), axis=0)
         step_now = step0 + (i + 1) * every
         bad = jnp.where((bad < 0) & ~fin, step_now, bad)
         return (x, bad), _snapshot_stats(x, fin, bins, box)
@@ -238,14 +249,14 @@ def _block_run(problem, x, kd, step0, params, every, *, form, method, n_out, dty
 
 
 def _snapshot_stats(x, fin, bins, box):
-    """Count, sum, sum of outer products (and a 2D histogram of x[:, :2]) of the finite rows."""
+    """Count, sum, sum of outer products (and a 2D histogram of x[:2]) of the finite columns of ``x (dim, n)``."""
     w = fin.astype(x.dtype)
-    xs = jnp.where(fin[:, None], x, 0.0)
-    out = {"n": jnp.sum(w), "s1": xs.sum(axis=0), "s2": xs.T @ xs}
+    xs = jnp.where(fin[None, :], x, 0.0)
+    out = {"n": jnp.sum(w), "s1": xs.sum(axis=1), "s2": xs @ xs.T}
     if bins:
         (x0, x1), (y0, y1) = box
-        ix = jnp.floor((xs[:, 0] - x0) / (x1 - x0) * bins).astype(jnp.int32)
-        iy = jnp.floor((xs[:, 1] - y0) / (y1 - y0) * bins).astype(jnp.int32)
+        ix = jnp.floor((xs[0] - x0) / (x1 - x0) * bins).astype(jnp.int32)
+        iy = jnp.floor((xs[1] - y0) / (y1 - y0) * bins).astype(jnp.int32)
         inside = fin & (ix >= 0) & (ix < bins) & (iy >= 0) & (iy < bins)
         flat = jnp.where(inside, ix * bins + iy, bins * bins)
         h = jnp.zeros((bins * bins + 1,), jnp.int32).at[flat].add(1)
@@ -253,27 +264,35 @@ def _snapshot_stats(x, fin, bins, box):
     return out
 
 
-def _segment(problem, x, kd, step0, params, every, *, form, method, n_out, block, dtype, reduce):
-    """All particles: sweep cache-sized blocks through the whole segment."""
+def _segment(problem, x, pidx, keys, step0, params, every, *, form, method, n_out, block, dtype, reduce):
+    """All particles ``x (n, dim)``: sweep cache-sized blocks through the whole segment.
+
+    The state is transposed to the particle-last layout ``(dim, n)`` for the
+    loop and back on the way out (once per segment and per snapshot).
+    """
     n, dim = x.shape
     problem = _cast_floats(problem, dtype)
     kw = dict(form=form, method=method, n_out=n_out, dtype=dtype, reduce=reduce)
+    xt = x.T
     if n <= block:
-        return _block_run(problem, x, kd, step0, params, every, **kw)
+        xf, out = _block_run(problem, xt, pidx, keys, step0, params, every, **kw)
+        if reduce is None:
+            out = jnp.swapaxes(out, 1, 2)
+        return xf.T, out
     nb = -(-n // block)
     pad = nb * block - n
     # padded particles start at NaN so reducers ignore them; they are sliced off anyway
-    xp = jnp.pad(x, ((0, pad), (0, 0)), constant_values=jnp.nan).reshape(nb, block, dim)
-    kp = jnp.pad(kd, ((0, pad), (0, 0))).reshape(nb, block, 2)
+    xp = jnp.pad(xt, ((0, 0), (0, pad)), constant_values=jnp.nan).reshape(dim, nb, block).transpose(1, 0, 2)
+    pp = jnp.pad(pidx, (0, pad)).reshape(nb, block)
 
     def one(args):
-        xb, kb = args
-        return _block_run(problem, xb, kb, step0, params, every, **kw)
+        xb, pb = args
+        return _block_run(problem, xb, pb, keys, step0, params, every, **kw)
 
-    xf, out = jax.lax.map(one, (xp, kp))
-    xf = xf.reshape(nb * block, dim)[:n]
-    if reduce is None:
-        out = jnp.swapaxes(out, 0, 1).reshape(n_out, nb * block, dim)[:, :n]
+    xf, out = jax.lax.map(one, (xp, pp))  # xf (nb, dim, block)
+    xf = xf.transpose(0, 2, 1).reshape(nb * block, dim)[:n]
+    if reduce is None:  # (nb, n_out, dim, block) -> (n_out, n, dim)
+        out = out.transpose(1, 0, 3, 2).reshape(n_out, nb * block, dim)[:, :n]
     else:
         bad = out.pop("bad").reshape(nb * block)[:n]
         out = jax.tree_util.tree_map(lambda a: a.sum(axis=0), out)
@@ -281,7 +300,7 @@ def _segment(problem, x, kd, step0, params, every, *, form, method, n_out, block
     return xf, out
 
 
-def _sharded_segment(problem, x, kd, step0, params, every, *, n_shards, **static):
+def _sharded_segment(problem, x, pidx, keys, step0, params, every, *, n_shards, **static):
     """Shard the particle axis over ``n_shards`` local devices (``jax.shard_map``).
 
     Every device runs :func:`_segment` on its own particles; the noise of a
@@ -294,8 +313,8 @@ def _sharded_segment(problem, x, kd, step0, params, every, *, n_shards, **static
     mesh = Mesh(np.array(jax.devices()[:n_shards]), ("p",))
     reduce = static["reduce"]
 
-    def local(problem, x, kd, step0, params, every):
-        xf, out = _segment(problem, x, kd, step0, params, every, **static)
+    def local(problem, x, pidx, keys, step0, params, every):
+        xf, out = _segment(problem, x, pidx, keys, step0, params, every, **static)
         if reduce is not None:
             bad = out.pop("bad")
             out = jax.lax.psum(out, "p")
@@ -305,11 +324,11 @@ def _sharded_segment(problem, x, kd, step0, params, every, *, n_shards, **static
     if reduce is None:
         out_specs = (P("p"), P(None, "p"))
     else:
-        keys = ["n", "s1", "s2"] + (["hist"] if reduce[0] else [])
-        out_specs = (P("p"), {**{k: P() for k in keys}, "bad": P("p")})
-    f = jax.shard_map(local, mesh=mesh, in_specs=(P(), P("p"), P("p"), P(), P(), P()),
+        keys_ = ["n", "s1", "s2"] + (["hist"] if reduce[0] else [])
+        out_specs = (P("p"), {**{k: P() for k in keys_}, "bad": P("p")})
+    f = jax.shard_map(local, mesh=mesh, in_specs=(P(), P("p"), P("p"), P(), P(), P(), P()),
                       out_specs=out_specs, check_vma=False)
-    return f(problem, x, kd, step0, params, every)
+    return f(problem, x, pidx, keys, step0, params, every)
 
 
 def _cast_floats(tree, dtype):
@@ -329,7 +348,7 @@ _sharded_jit = jax.jit(_sharded_segment, static_argnames=_STATIC + ("n_shards",)
 _COMPILED: dict = {}
 
 
-def _compiled_segment(problem, x, kd, step0, params, every, **static):
+def _compiled_segment(problem, x, pidx, keys, step0, params, every, **static):
     """AOT-compiled segment, cached on (problem structure, shapes, statics)."""
     leaves, treedef = jax.tree_util.tree_flatten(problem)
     sig = (
@@ -337,7 +356,7 @@ def _compiled_segment(problem, x, kd, step0, params, every, **static):
         tuple((jnp.shape(l), jnp.result_type(l)) for l in leaves),
         x.shape,
         x.dtype,
-        kd.shape,
+        keys.shape,
         tuple(sorted(static.items())),
     )
     hit = _COMPILED.get(sig)
@@ -345,10 +364,10 @@ def _compiled_segment(problem, x, kd, step0, params, every, **static):
         return hit, 0.0
     t0 = time.perf_counter()
     if static.get("n_shards", 1) > 1:
-        comp = _sharded_jit.lower(problem, x, kd, step0, params, every, **static).compile()
+        comp = _sharded_jit.lower(problem, x, pidx, keys, step0, params, every, **static).compile()
     else:
         static = {k: v for k, v in static.items() if k != "n_shards"}
-        comp = _segment_jit.lower(problem, x, kd, step0, params, every, **static).compile()
+        comp = _segment_jit.lower(problem, x, pidx, keys, step0, params, every, **static).compile()
     _COMPILED[sig] = comp
     return comp, time.perf_counter() - t0
 
@@ -449,7 +468,7 @@ def simulate(
     method: str = "euler",
     dtype="float32",
     chunk_size: Optional[int] = None,
-    block_size: int = DEFAULT_BLOCK,
+    block_size: Optional[int] = None,
     progress=False,
     solver=None,
     adaptive: bool = False,
@@ -479,7 +498,9 @@ def simulate(
         dtype: ``"float32"`` (default) or ``"float64"`` (needs x64 enabled).
         chunk_size: particles per host chunk (bounds device memory); results
             do not depend on it.
-        block_size: particles per cache block inside the compiled loop.
+        block_size: particles per cache block inside the compiled loop
+            (default :func:`default_block_size`: 1 MiB of state); results do
+            not depend on it.
         progress: ``True`` for a progress line on stderr, or a callable
             ``(fraction, particle_steps_per_s, eta_s)``.
         solver, adaptive: for ``method="diffrax"`` only.
@@ -522,7 +543,11 @@ def simulate(
             raise ValueError(f"save_every: must divide n_steps={n_steps}, got {save_every}")
     if chunk_size is not None:
         chunk_size = check_positive_int(chunk_size, "chunk_size")
-    block_size = check_positive_int(block_size, "block_size")
+    if n_particles >= _noise.UINT32_LIMIT:
+        raise ValueError(f"n_particles: the noise counter is uint32, expected < 2**32, got {n_particles}")
+    if burn_in + n_steps >= 2**31:
+        raise ValueError(f"n_steps: burn_in + n_steps must be < 2**31, got {burn_in + n_steps}")
+    block_size = check_positive_int(block_size, "block_size") if block_size is not None else None
     if keep not in ("trajectory", "stats"):
         raise ValueError(f"keep: expected 'trajectory' or 'stats', got {keep!r}")
     reduce = None
@@ -549,6 +574,8 @@ def simulate(
         checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
     dtype = _resolve_dtype(dtype)
     dim = problem.dim
+    if block_size is None:
+        block_size = default_block_size(dim, dtype.itemsize)
     x_init = _initial_state(x0, n_particles, dim, dtype)
     pc = jax.process_count() if process_count is None else check_positive_int(process_count, "process_count")
     pi = jax.process_index() if process_index is None else check_nonneg_int(process_index, "process_index")
@@ -593,6 +620,8 @@ def simulate(
         x_out = out_array
     static = dict(form=form, method=method, block=block_size, dtype=dtype, reduce=reduce, n_shards=n_shards)
     params = jnp.asarray(np.array([beta_inv, dt, np.sqrt(2.0 * beta_inv * dt)], np.float64).astype(dtype))
+    stream = _noise.RADEMACHER_STREAM if method == "weak_euler" else _noise.GAUSSIAN_STREAM
+    keys = _noise.stream_keys(seed, problem.diffusion.noise_dim, stream)
     compile_s = 0.0
     run_s = 0.0
     done_ps = 0.0
@@ -604,7 +633,7 @@ def simulate(
             continue
         m = stop - start
         m_pad = -(-m // n_shards) * n_shards
-        kd = _noise.particle_keys(seed, offset + start, m_pad)
+        pidx = jnp.arange(offset + start, offset + start + m_pad, dtype=jnp.uint32)
         x = x_init[start:stop]
         if m_pad > m:
             x = jnp.pad(x, ((0, m_pad - m), (0, 0)), constant_values=jnp.nan)
@@ -619,11 +648,11 @@ def simulate(
                 done_ps += m * n_out * ev
                 continue
             comp, c = _compiled_segment(
-                problem, x, kd, jnp.int32(step), params, jnp.int32(ev), n_out=n_out, **static
+                problem, x, pidx, keys, jnp.int32(step), params, jnp.int32(ev), n_out=n_out, **static
             )
             compile_s += c
             t0 = time.perf_counter()
-            x, payload = comp(problem, x, kd, jnp.int32(step), params, jnp.int32(ev))
+            x, payload = comp(problem, x, pidx, keys, jnp.int32(step), params, jnp.int32(ev))
             if keep_piece and reduce is None:
                 x_out[k : k + n_out, start:stop] = np.asarray(payload)[:, :m]
             elif keep_piece:

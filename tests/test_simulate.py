@@ -168,6 +168,63 @@ def test_noise_golden_values():
     np.testing.assert_allclose(z, ref, rtol=1e-6)
 
 
+def test_ensemble_noise_golden_values():
+    """Pins the ensemble stream of simulate: normals of particles 3, 4 at step 5, seed 0, noise_dim 3."""
+    import jax.numpy as jnp
+
+    from sdesim._noise import normals, rademacher_words, stream_keys
+
+    z = np.asarray(normals(stream_keys(0, 3, 0), jnp.array([3, 4], jnp.uint32), 5, 3))
+    ref = np.array([[0.43400105834007263, -0.30906185507774353],
+                    [0.6793122887611389, -0.451227605342865],
+                    [0.9759031534194946, 0.13500362634658813]])
+    np.testing.assert_allclose(z, ref, rtol=1e-6)
+    w = np.asarray(rademacher_words(stream_keys(0, 3, 1), jnp.array([3], jnp.uint32), 0))[:, 0]
+    np.testing.assert_array_equal(w, [457863952, 3141591078, 127722968, 710403550])
+
+
+def test_simulate_step_is_euler_with_the_pinned_normals():
+    """One EM step of simulate equals x0 + b(x0) dt + sqrt(2 beta^-1 dt) L z with the stream's z."""
+    import jax.numpy as jnp
+
+    from sdesim._noise import normals, rademacher_signs, rademacher_words, stream_keys
+
+    rng = np.random.default_rng(3)
+    F = np.array([[1.0, 0.4, 0.0], [-0.4, 1.5, 0.2], [0.0, -0.2, 0.8]])
+    L = np.array([[1.0, 0.0, 0.0], [0.3, 0.7, 0.0], [-0.2, 0.1, 0.5]])
+    p = sdesim.problems.linear(F, L @ L.T)
+    x0 = rng.normal(size=(5, 3))
+    dt, bi, seed = 0.01, 0.7, 11
+    pidx = jnp.arange(5, dtype=jnp.uint32)
+    for method, z in [
+        ("euler", np.asarray(normals(stream_keys(seed, 3, 0), pidx, 0, 3, jnp.float64)).T),
+        ("weak_euler", np.asarray(rademacher_signs(rademacher_words(stream_keys(seed, 3, 1), pidx, 0), 0, 3,
+                                                   jnp.float64)).T),
+    ]:
+        e = sdesim.simulate(p, beta_inv=bi, n_particles=5, n_steps=1, dt=dt, seed=seed, x0=x0, method=method,
+                            dtype="float64")
+        Lf = np.linalg.cholesky(np.asarray(p.diffusion_matrix(np.zeros(3))))
+        want = x0 - x0 @ F.T * dt + np.sqrt(2 * bi * dt) * z @ Lf.T
+        np.testing.assert_allclose(e.x[-1], want, rtol=1e-12, atol=1e-12)
+
+
+def test_ensemble_noise_is_standard_normal_and_independent():
+    from scipy import stats
+
+    import jax.numpy as jnp
+
+    from sdesim._noise import normals, stream_keys
+
+    m = 20000
+    z = np.asarray(normals(stream_keys(1, 4, 0), jnp.arange(m, dtype=jnp.uint32), 17, 4))  # (4, m)
+    z2 = np.asarray(normals(stream_keys(1, 4, 0), jnp.arange(m, dtype=jnp.uint32), 18, 4))
+    for row in np.concatenate([z, z2]):
+        assert stats.kstest(row, "norm").pvalue > 1e-3
+    c = np.corrcoef(np.concatenate([z, z2]))
+    off = c[~np.eye(8, dtype=bool)]
+    assert np.max(np.abs(off)) < 4.5 / np.sqrt(m)  # 56 pairs; 4.5 sd
+
+
 def test_noise_is_standard_normal():
     from scipy import stats
 
