@@ -249,12 +249,8 @@ def run_diffrax_batched(spec, n, steps):
     return compiled_call(solve, jnp.zeros((n, p.dim), jnp.float32), jax.random.key(0))
 
 
-def run_numpy(spec, n, steps, name):
-    """Vectorised NumPy Euler--Maruyama, float32, hand-written drifts."""
-    dt, bi = spec["dt"], spec["beta_inv"]
-    scale = np.float32(np.sqrt(2 * bi * dt))
-    rng = np.random.default_rng(0)
-    dt32 = np.float32(dt)
+def numpy_model(spec, name):
+    """Hand-written NumPy ``(drift(x), noise(x, z), noise_dim)`` of a benchmark problem, ``x (n, dim)``."""
     p = spec["problem"]
     if name == "ex19":
         lam = np.float32(float(p.lam))
@@ -274,21 +270,48 @@ def run_numpy(spec, n, steps, name):
         noise = lambda x, z: z @ Lt  # noqa: E731
         nd = 64
     else:
-        # state-dependent: evaluate the problem's closed forms in NumPy via jax->numpy once per step
-        # would be unfair; use the explicit formulas of AnisotropicDoubleWell (grad f from autodiff of
-        # the same Phi, D, Q) is long -- evaluate grad f by a jitted jax call and the 2x2 Cholesky in NumPy.
-        gf = jax.jit(jax.vmap(lambda x: -p.grad_f(x).astype(jnp.float32)))
-        Dm = jax.jit(jax.vmap(p.diffusion_matrix))
-        drift = lambda x: np.asarray(gf(x))  # noqa: E731
+        # AnisotropicDoubleWell written out by hand (derivatives done on paper; checked against the
+        # problem's autodiff grad_f in tests/test_bench_formulas.py):
+        #   grad f = (D + Q) grad Phi - beta_ref^-1 div(D + Q),  (div M)_i = sum_j d_j M_ij
+        #   div D = (0, 0.4 (1 - tanh(x1)^2)),  div Q = (-q1 sin x1 sin x2, -q1 cos x1 cos x2)
+        a_, q0, q1, bref = (np.float32(float(v)) for v in (p.a, p.q0, p.q1, p.beta_inv))
+
+        def drift(x):
+            x1, x2 = x[:, 0], x[:, 1]
+            t1, t2 = np.tanh(x1), np.tanh(x2)
+            s1, c1, s2, c2 = np.sin(x1), np.cos(x1), np.sin(x2), np.cos(x2)
+            x1s = x1 * x1
+            d11, d12, d22 = 1 + 0.5 * t2 * t2, 0.4 * t1, 0.6 + 0.3 * x1s / (1 + x1s)
+            q = q0 + q1 * s1 * c2
+            g1, g2 = x1 * (x1s - 1) + 0.5 * a_ * x2, x2 + 0.5 * a_ * x1
+            f1 = d11 * g1 + (d12 + q) * g2 - bref * (-q1 * s1 * s2)
+            f2 = (d12 - q) * g1 + d22 * g2 - bref * (0.4 * (1 - t1 * t1) - q1 * c1 * c2)
+            return -np.stack([f1, f2], axis=1)
 
         def noise(x, z):
-            D = np.asarray(Dm(x))
-            a = np.sqrt(D[:, 0, 0])
-            b = D[:, 1, 0] / a
-            c = np.sqrt(np.maximum(D[:, 1, 1] - b * b, 0))
-            return np.stack([a * z[:, 0], b * z[:, 0] + c * z[:, 1]], axis=1)
+            x1, x2 = x[:, 0], x[:, 1]
+            x1s = x1 * x1
+            d11 = 1 + 0.5 * np.tanh(x2) ** 2
+            d12 = 0.4 * np.tanh(x1)
+            d22 = 0.6 + 0.3 * x1s / (1 + x1s)
+            l11 = np.sqrt(d11)
+            l21 = d12 / l11
+            l22 = np.sqrt(np.maximum(d22 - l21 * l21, 0))
+            return np.stack([l11 * z[:, 0], l21 * z[:, 0] + l22 * z[:, 1]], axis=1)
 
         nd = 2
+
+    return drift, noise, nd
+
+
+def run_numpy(spec, n, steps, name):
+    """Vectorised NumPy Euler--Maruyama, float32, hand-written drifts (:func:`numpy_model`)."""
+    dt, bi = spec["dt"], spec["beta_inv"]
+    scale = np.float32(np.sqrt(2 * bi * dt))
+    rng = np.random.default_rng(0)
+    dt32 = np.float32(dt)
+    p = spec["problem"]
+    drift, noise, nd = numpy_model(spec, name)
 
     def call():
         x = np.zeros((n, p.dim), np.float32)
@@ -348,6 +371,70 @@ def run_torchsde(spec, n, steps, name):
     return call, 0.0
 
 
+# --------------------------------------------------------------------------- weak-scheme bias
+def weak_bias(problems, n2d=1_000_000, n_ou=20_000):
+    """Stationary bias of the two-point weak scheme next to Gaussian EM (same dt, same runs).
+
+    Example 19: TV distance of the final-state 2D histogram (``n2d`` independent
+    particles after t = 20) to the exact exp(-Phi / beta^-1), with the TV
+    that multinomial sampling alone gives. OU d = 64: largest z-score of the
+    pooled covariance against the exact stationary covariance of the EM chain
+    ``S = A S A^T + 2 beta^-1 h D``, ``A = I - h F`` (scipy), which both
+    schemes share exactly (their noises have equal second moments).
+    """
+    from scipy.linalg import solve_discrete_lyapunov
+
+    out = {}
+    spec = problems["ex19"]
+    p, bi, dt = spec["problem"], spec["beta_inv"], spec["dt"]
+    box, bins = ((-2.5, 2.5), (-3.0, 3.0)), 40
+    sub = 8
+    xs = [np.linspace(a + (b - a) / (2 * bins * sub), b - (b - a) / (2 * bins * sub), bins * sub) for a, b in box]
+    X, Y = np.meshgrid(*xs, indexing="ij")
+    pts = jnp.asarray(np.stack([X.ravel(), Y.ravel()], 1))
+    w = np.exp(-np.asarray(jax.vmap(p.phi)(pts)).reshape(X.shape) / bi)
+    P = w.reshape(bins, sub, bins, sub).sum(axis=(1, 3))
+    P /= P.sum()
+    for method in ("euler", "weak_euler"):
+        e = sdesim.simulate(p, beta_inv=bi, n_particles=n2d, n_steps=2000, dt=dt, seed=1, method=method,
+                            keep="stats", stats_bins=bins, stats_box=box)
+        H = e.stats["hist"] / e.stats["hist"].sum()
+        out[f"ex19_tv_{method}"] = float(0.5 * np.abs(H - P).sum())
+        out[f"ex19_hist_{method}"] = H
+    out["ex19_tv_euler_vs_weak"] = float(0.5 * np.abs(out.pop("ex19_hist_euler") - out.pop("ex19_hist_weak_euler")).sum())
+    out["ex19_tv_sampling"] = float(0.5 * np.sum(np.sqrt(2 * P * (1 - P) / (np.pi * n2d))))
+    out["ex19_n"] = n2d
+
+    spec = problems["ou64"]
+    F, L, bi, dt = spec["F"], spec["L"], spec["beta_inv"], spec["dt"]
+    A = np.eye(64) - dt * F
+    S = solve_discrete_lyapunov(A, 2 * bi * dt * (L @ L.T))
+    se = np.sqrt((np.outer(np.diag(S), np.diag(S)) + S**2) / n_ou)
+    for method in ("euler", "weak_euler"):
+        e = sdesim.simulate(spec["problem"], beta_inv=bi, n_particles=n_ou, n_steps=1500, dt=dt, seed=1,
+                            method=method, keep="stats")
+        C = e.stats["cov"]
+        out[f"ou64_max_z_{method}"] = float(np.max(np.abs(C - S) / se))
+        out[f"ou64_rel_frob_{method}"] = float(np.linalg.norm(C - S) / np.linalg.norm(S))
+    out["ou64_n"] = n_ou
+    return out
+
+
+def bias_table(b):
+    return "\n".join([
+        "Stationary bias of the two-point weak scheme next to Gaussian EM (same dt):",
+        "",
+        "| problem | measure | Gaussian EM | two-point weak Euler | sampling level |",
+        "|---|---|---|---|---|",
+        f"| ex19 (dt 0.01, {b['ex19_n']:.0e} particles, t = 20) | TV(histogram, exp(-Phi)) | "
+        f"{b['ex19_tv_euler']:.4f} | {b['ex19_tv_weak_euler']:.4f} | {b['ex19_tv_sampling']:.4f} "
+        f"(TV EM vs weak: {b['ex19_tv_euler_vs_weak']:.4f}) |",
+        f"| ou64 (dt 0.01, {b['ou64_n']:.0e} particles, t = 15) | max z-score of cov vs exact EM chain | "
+        f"{b['ou64_max_z_euler']:.2f} | {b['ou64_max_z_weak_euler']:.2f} | ~4 for 2080 entries |",
+        f"| ou64 | rel. Frobenius error of cov | {b['ou64_rel_frob_euler']:.4f} | {b['ou64_rel_frob_weak_euler']:.4f} | |",
+    ]) + "\n"
+
+
 # --------------------------------------------------------------------------- driver
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -360,6 +447,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "benchmarks"))
     ap.add_argument("--vbt-max", type=int, default=100_000, help="largest n for vmapped diffrax-VBT (it is slow)")
     ap.add_argument("--torch-max", type=int, default=100_000, help="largest n for torchsde")
+    ap.add_argument("--bias", action="store_true", help="also measure the weak scheme's stationary bias")
     ap.add_argument("--numpy-max-work", type=float, default=3e8, help="skip NumPy above this many particle-steps x dim")
     args = ap.parse_args(argv)
     sizes = args.sizes or ([1000] if args.quick else [1000, 100_000, 1_000_000])
@@ -378,6 +466,8 @@ def main(argv=None):
             steps = args.steps or (20 if args.quick else (200 if n <= 100_000 else 50))
             if name == "ou64" and n >= 1_000_000:
                 steps = max(5, steps // 10)
+            # slow peers run fewer steps (rates are per particle-step)
+            vbt_steps = min(steps, 50 if n * spec["problem"].dim <= 1e6 else 10)
             impls = {
                 "sdesim": lambda: run_sdesim(spec, n, steps),
                 "sdesim_weak": lambda: run_sdesim(spec, n, steps, "weak_euler"),
@@ -388,7 +478,7 @@ def main(argv=None):
                 "diffrax_batched_unsafe": lambda: run_diffrax_batched(spec, n, steps),
             }
             if n <= args.vbt_max:
-                impls["diffrax_vbt"] = lambda: run_diffrax_vbt(spec, n, min(steps, 50))
+                impls["diffrax_vbt"] = lambda: run_diffrax_vbt(spec, n, vbt_steps)
             if n * steps * spec["problem"].dim <= args.numpy_max_work:
                 impls["numpy"] = lambda: run_numpy(spec, n, steps, name)
             if have_torch and name in ("ex19", "ou64") and n <= args.torch_max:
@@ -397,7 +487,10 @@ def main(argv=None):
             for impl, make in impls.items():
                 try:
                     call, compile_s = make()
-                    st = min(steps, 50) if impl == "diffrax_vbt" else steps
+                    st = vbt_steps if impl == "diffrax_vbt" else steps
+                    if impl == "torchsde" and n * steps * spec["problem"].dim > 1e8:
+                        st = max(5, steps // 10)  # rates are per particle-step; keep the slow peer short
+                        call, compile_s = run_torchsde(spec, n, st, name)
                     sec = timeit(call, args.repeats)
                     res[impl] = dict(particle_steps_per_s=n * st / sec, seconds=sec, compile_s=compile_s)
                 except Exception as e:  # noqa: BLE001 - report and keep going
@@ -410,17 +503,27 @@ def main(argv=None):
                       if "particle_steps_per_s" in v and base and k != "sdesim"}
             rows.append(dict(problem=name, n=n, steps=steps, results=res, sdesim_over=ratios,
                              cost_per_particle_step=step_cost(spec)))
+            write(rows, None, args)  # after every row, so a long run never loses finished rows
 
+    write(rows, weak_bias(problems) if args.bias else None, args, final=True)
+
+
+def write(rows, bias, args, final=False):
+    """Write ``ensemble_<tag>.json`` and ``.md`` (atomically: temporary file, then rename)."""
     meta = dict(backend=jax.default_backend(), devices=[str(d) for d in jax.devices()],
                 cpu_count=os.cpu_count(), platform=platform.platform(), jax=jax.__version__,
-                time=time.strftime("%Y-%m-%d %H:%M:%S"), argv=sys.argv[1:])
+                time=time.strftime("%Y-%m-%d %H:%M:%S"), argv=sys.argv[1:], complete=final)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = jax.default_backend() + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
-    (out / f"ensemble_{tag}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
-    md = table(rows, meta)
-    (out / f"ensemble_{tag}.md").write_text(md)
-    print(md)
+    md = table(rows, meta) + ("\n" + bias_table(bias) if bias else "")
+    for path, text in ((out / f"ensemble_{tag}.json", json.dumps(dict(meta=meta, rows=rows, weak_bias=bias), indent=2)),
+                       (out / f"ensemble_{tag}.md", md)):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    if final:
+        print(md)
 
 
 def table(rows, meta):

@@ -16,7 +16,11 @@ timeout 150 python scripts/bench_ensemble.py --problems ex19 --sizes 1000000 100
   --steps 200 --repeats 3 --vbt-max 1000000 --numpy-max-work 0 --out benchmarks/gpu_ex19
 timeout 90 python scripts/bench_ensemble.py --problems ou64 statedep --sizes 1000000 10000000 \
   --steps 100 --repeats 3 --vbt-max 0 --numpy-max-work 0 --out benchmarks/gpu_other
+# which random-number generator pays on this GPU (sdesim's stream vs jax.random impls)
+timeout 60 python scripts/bench_prng.py --sizes 10000000 100000000 --noise-dims 2 --steps 50 \
+  --out benchmarks/gpu_prng || true
 if [ -n "${OUT:-}" ]; then
+  cp benchmarks/gpu_prng/*.json "$OUT/prng.json" 2>/dev/null || true
   cp benchmarks/gpu_ex19/*.json "$OUT/ex19.json"; cp benchmarks/gpu_ex19/*.md "$OUT/ex19.md"
   cp benchmarks/gpu_other/*.json "$OUT/other.json"; cp benchmarks/gpu_other/*.md "$OUT/other.md"
   cp benchmarks_gpu_info.txt "$OUT/gpu_info.txt"

@@ -62,8 +62,16 @@ BLOCK_BYTES = 2**20
 MIN_BLOCK = 8192
 
 
-def default_block_size(dim: int, itemsize: int = 4) -> int:
-    """Particles per cache block: ``BLOCK_BYTES`` of state, at least ``MIN_BLOCK`` particles."""
+def default_block_size(dim: int, itemsize: int = 4, backend: Optional[str] = None) -> int:
+    """Particles per cache block.
+
+    On CPU ``BLOCK_BYTES`` of state, at least ``MIN_BLOCK`` particles. On an
+    accelerator no blocking: all of a device's particles form one block, so
+    every step is one wide kernel.
+    """
+    backend = backend or jax.default_backend()
+    if backend != "cpu":
+        return 2**31 - 1
     return max(MIN_BLOCK, BLOCK_BYTES // (dim * itemsize))
 #: Upper bound on the snapshot buffer of one segment (bytes) before it goes to the host.
 SEGMENT_BYTES = 128 * 2**20
