@@ -16,6 +16,27 @@ Schema::
     [analysis]     bins, box = [[x0, x1], [y0, y1]] (2D problems), exact (compare with
                    exp(-Phi / beta_inv) when the problem carries Phi)
     [output]       trajectory (write ensemble_<form>.h5), figure (write density.png)
+
+The optional ``[experiment] kind`` selects the run type: ``"ensemble"`` (the
+default when the table is absent: the particle ensemble above), or one of two
+chain experiments (:mod:`sdesim._run_chains`) with their own tables::
+
+    kind = "toy2d"     SGD vs the SDE with exact D(x) vs Langevin on the 2D least-squares toy
+                       (sdesim._toy2d.compare_2d)
+    [problem]      n_data (even, >= 4), ratio, sigma, v_scale, x_true = [x1, x2], seed (data)
+    [temperature]  lr, batch (<= n_data); beta^-1 = lr / (2 batch)
+    [simulation]   n_chains, n_snapshots, spacing, burn_in, seed, dtype,
+                   sampling ("replacement": the SGD whose noise covariance is D/b)
+    [analysis]     bins, fp_cells (a multiple of bins), current_steps (even; 0 skips), n_boot
+    [output]       trajectory (snapshots in toy2d.h5), figure (toy2d.png)
+
+    kind = "longrun"   SGD (and SGLD) chains of tiny-fc on 5-class 7x7 digits for many epochs,
+                       streamed to disk with exact resume (sdesim._longrun.longrun)
+    [temperature]  lr, batch (<= the 721 training images)
+    [simulation]   epochs, burn_in_epochs, n_chains, sgld_chains (<= n_chains), kernels (a list
+                   of "sgd", "sgld"), chunk_epochs, seed, sampling ("shuffle": epoch-wise)
+    [analysis]     max_lag (< epochs), f_cut (low-frequency cut in 1/epoch, <= 0.25)
+    [output]       trajectory (weights of every epoch in longrun_<kernel>.h5), figure (longrun.png)
 """
 
 from __future__ import annotations
@@ -33,7 +54,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "DEFAULT_CONFIG", "load_config", "validate_config", "build_problem", "quick_config"]
+__all__ = [
+    "ConfigError", "DEFAULT_CONFIG", "EXPERIMENTS", "load_config", "validate_config", "build_problem",
+    "quick_config", "experiment_kind",
+]
 
 
 class ConfigError(ValueError):
@@ -73,7 +97,10 @@ figure = true
 
 DEFAULT_CONFIG: dict = tomllib.loads(DEFAULT_CONFIG_TOML)
 
+EXPERIMENTS = ("ensemble", "toy2d", "longrun")
+
 _SCHEMA: dict[str, dict[str, Any]] = {
+    "experiment": {"kind"},
     "problem": {"kind", "lam", "F", "D", "beta_inv", "a", "q0", "q1", "factory", "args"},
     "temperature": {"beta_inv", "lr", "batch", "n_data", "replacement"},
     "simulation": {
@@ -132,21 +159,48 @@ def _matrix(value, field):
     return arr
 
 
+def experiment_kind(cfg: dict) -> str:
+    """The run type of a validated config: ``"ensemble"`` unless ``[experiment] kind`` says otherwise."""
+    return cfg.get("experiment", {}).get("kind", "ensemble")
+
+
+def _check_experiment(cfg: dict) -> str:
+    """Validate the optional ``[experiment]`` table alone; return its kind."""
+    exp = cfg.get("experiment", {"kind": "ensemble"})
+    if not isinstance(exp, dict):
+        raise ConfigError("experiment: expected a table")
+    for key in exp:
+        if key != "kind":
+            raise ConfigError(f"experiment.{key}: unknown key (expected one of ['kind'])")
+    kind = exp.get("kind")
+    if kind not in EXPERIMENTS:
+        raise ConfigError(f"experiment.kind: expected one of {EXPERIMENTS}, got {kind!r}")
+    return kind
+
+
+def _check_keys(cfg: dict, schema: dict, required=()) -> None:
+    """Every section is a known table with known keys; the ``required`` sections are present."""
+    for section in cfg:
+        if section not in schema:
+            raise ConfigError(f"{section}: unknown section (expected one of {sorted(schema)})")
+        if not isinstance(cfg[section], dict):
+            raise ConfigError(f"{section}: expected a table")
+        for key in cfg[section]:
+            if key not in schema[section]:
+                raise ConfigError(f"{section}.{key}: unknown key (expected one of {sorted(schema[section])})")
+    for section in required:
+        if section not in cfg:
+            raise ConfigError(f"{section}: missing section")
+
+
 def validate_config(cfg: dict) -> dict:
     """Check every field; return a normalised copy (defaults filled in)."""
     if not isinstance(cfg, dict):
         raise ConfigError("config: expected a table")
-    for section in cfg:
-        if section not in _SCHEMA:
-            raise ConfigError(f"{section}: unknown section (expected one of {sorted(_SCHEMA)})")
-        if not isinstance(cfg[section], dict):
-            raise ConfigError(f"{section}: expected a table")
-        for key in cfg[section]:
-            if key not in _SCHEMA[section]:
-                raise ConfigError(f"{section}.{key}: unknown key (expected one of {sorted(_SCHEMA[section])})")
-    for section in ("problem", "simulation"):
-        if section not in cfg:
-            raise ConfigError(f"{section}: missing section")
+    kind = _check_experiment(cfg)
+    if kind != "ensemble":
+        return _validate_chains(cfg, kind)
+    _check_keys(cfg, _SCHEMA, required=("problem", "simulation"))
     out = copy.deepcopy(cfg)
     prob = out["problem"]
     kind = prob.get("kind")
@@ -254,16 +308,22 @@ def validate_config(cfg: dict) -> dict:
         box = np.asarray(ana["box"], dtype=float) if _is_numeric_nested(ana["box"]) else None
         if box is None or box.shape != (2, 2) or not np.all(np.isfinite(box)) or np.any(box[:, 1] <= box[:, 0]):
             raise ConfigError("analysis.box: expected [[x0, x1], [y0, y1]] with x0 < x1 and y0 < y1")
-    outp = out.setdefault("output", {})
+    _validate_output(out.setdefault("output", {}))
+    return out
+
+
+def _validate_output(outp: dict) -> None:
     for k in ("trajectory", "figure"):
         outp.setdefault(k, True)
         if not isinstance(outp[k], bool):
             raise ConfigError(f"output.{k}: expected true or false, got {outp[k]!r}")
-    return out
 
 
 def quick_config(cfg: dict) -> dict:
-    """A validated config shrunk to seconds (<= 1000 particles, a few hundred steps)."""
+    """A validated config shrunk to seconds (<= 1000 particles, a few hundred steps; chain
+    experiments: a few hundred chains or a few dozen epochs, see :func:`_quick_chains`)."""
+    if experiment_kind(cfg) != "ensemble":
+        return _quick_chains(cfg)
     out = copy.deepcopy(cfg)
     sim = out["simulation"]
     sim["n_particles"] = min(sim["n_particles"], 1000)
@@ -325,3 +385,211 @@ def build_problem(cfg: dict):
         if f != "ito" and not p.has_atype:
             raise ConfigError(f"simulation.form: {f!r} needs a problem with Phi and Q; the factory's problem has none")
     return p
+
+
+# ---------------------------------------------------------------------------
+# chain experiments: [experiment] kind = "toy2d" | "longrun"
+# ---------------------------------------------------------------------------
+
+_CHAIN_SCHEMA: dict[str, dict[str, set]] = {
+    "toy2d": {
+        "experiment": {"kind"},
+        "problem": {"n_data", "ratio", "sigma", "v_scale", "x_true", "seed"},
+        "temperature": {"lr", "batch"},
+        "simulation": {"sampling", "n_chains", "n_snapshots", "spacing", "burn_in", "seed", "dtype"},
+        "analysis": {"bins", "fp_cells", "current_steps", "n_boot"},
+        "output": {"trajectory", "figure"},
+    },
+    "longrun": {
+        "experiment": {"kind"},
+        "temperature": {"lr", "batch"},
+        "simulation": {"sampling", "kernels", "epochs", "burn_in_epochs", "n_chains", "sgld_chains",
+                       "chunk_epochs", "seed"},
+        "analysis": {"max_lag", "f_cut"},
+        "output": {"trajectory", "figure"},
+    },
+}
+
+#: The SGD sampling scheme each chain experiment runs. ``_toy2d.compare_2d``
+#: uses sampling with replacement (one-step covariance ``D / b``, the SDE's)
+#: and ``_longrun.longrun`` epoch-wise shuffling; neither takes another scheme.
+_CHAIN_SAMPLING = {"toy2d": "replacement", "longrun": "shuffle"}
+_TOY2D_DEFAULTS = dict(n_data=40, ratio=3.0, sigma=1.0, v_scale=0.4, x_true=[0.5, -0.5], seed=0)
+_LONGRUN_KERNELS = ("sgd", "sgld")
+#: ``sdesim._spectral.low_frequency_test``'s default cut: 5 % of the Nyquist frequency (1/epoch units).
+_DEFAULT_F_CUT = 0.025
+
+
+def _validate_chains(cfg: dict, kind: str) -> dict:
+    """Validate a chain-experiment config (schema in the module docstring); return it normalised."""
+    _check_keys(cfg, _CHAIN_SCHEMA[kind], required=("temperature", "simulation"))
+    out = copy.deepcopy(cfg)
+    for section in _CHAIN_SCHEMA[kind]:
+        out.setdefault(section, {})
+    out["experiment"] = {"kind": kind}
+    if kind == "toy2d":
+        _validate_toy2d(out)
+    else:
+        _validate_longrun(out)
+    _validate_output(out["output"])
+    return out
+
+
+def _int(table: dict, key: str, section: str, *, default=None, minimum: int = 1):
+    """``table[key]`` (or ``default``) as an integer >= ``minimum``; ``None`` stays ``None``."""
+    value = table.get(key, default)
+    if value is None:
+        table[key] = None
+        return None
+    field = f"{section}.{key}"
+    value = _num(value, field, integer=True)
+    if value < minimum:
+        raise ConfigError(f"{field}: must be >= {minimum}, got {value!r}")
+    table[key] = value
+    return value
+
+
+def _required(table: dict, keys, section: str) -> None:
+    for k in keys:
+        if k not in table:
+            raise ConfigError(f"{section}.{k}: required")
+
+
+def _check_sampling(sim: dict, kind: str) -> None:
+    from ._chains import SAMPLINGS
+
+    want = _CHAIN_SAMPLING[kind]
+    got = sim.setdefault("sampling", want)
+    if not isinstance(got, str) or got not in SAMPLINGS:
+        raise ConfigError(f"simulation.sampling: expected one of {SAMPLINGS}, got {got!r}")
+    if got != want:
+        raise ConfigError(f"simulation.sampling: the {kind} experiment runs SGD with {want!r} sampling only, got {got!r}")
+
+
+def _chain_temperature(temp: dict, n_data: int, what: str) -> None:
+    """``lr`` and ``batch`` (required; ``beta^-1 = lr / (2 batch)``), ``batch <= n_data``."""
+    _required(temp, ("lr", "batch"), "temperature")
+    temp["lr"] = _num(temp["lr"], "temperature.lr", positive=True)
+    batch = _int(temp, "batch", "temperature")
+    if batch > n_data:
+        raise ConfigError(f"temperature.batch: must be <= {what} = {n_data}, got {batch}")
+
+
+def _validate_toy2d(cfg: dict) -> None:
+    prob = cfg["problem"]
+    for k, v in _TOY2D_DEFAULTS.items():
+        prob.setdefault(k, copy.deepcopy(v))
+    n_data = _int(prob, "n_data", "problem", minimum=4)
+    if n_data % 2:
+        raise ConfigError(f"problem.n_data: must be even (examples come in partner pairs), got {n_data}")
+    for k in ("ratio", "sigma", "v_scale"):
+        prob[k] = _num(prob[k], f"problem.{k}", positive=True)
+    xt = prob["x_true"]
+    if not isinstance(xt, list) or len(xt) != 2:
+        raise ConfigError(f"problem.x_true: expected a list of 2 numbers, got {xt!r}")
+    prob["x_true"] = [_num(v, "problem.x_true") for v in xt]
+    _int(prob, "seed", "problem", minimum=0)
+    _chain_temperature(cfg["temperature"], n_data, "problem.n_data")
+
+    sim = cfg["simulation"]
+    _check_sampling(sim, "toy2d")
+    _required(sim, ("n_chains", "n_snapshots"), "simulation")
+    n_chains = _int(sim, "n_chains", "simulation", minimum=2)
+    _int(sim, "n_snapshots", "simulation")
+    _int(sim, "spacing", "simulation")
+    _int(sim, "burn_in", "simulation", minimum=0)
+    _int(sim, "seed", "simulation", default=0, minimum=0)
+    sim.setdefault("dtype", "float64")
+    if sim["dtype"] not in ("float32", "float64"):
+        raise ConfigError(f"simulation.dtype: expected 'float32' or 'float64', got {sim['dtype']!r}")
+
+    ana = cfg["analysis"]
+    bins = _int(ana, "bins", "analysis", default=40, minimum=2)
+    fp_cells = _int(ana, "fp_cells", "analysis", default=3 * bins)
+    if fp_cells % bins:
+        raise ConfigError(f"analysis.fp_cells: must be a multiple of analysis.bins = {bins}, got {fp_cells}")
+    current = _int(ana, "current_steps", "analysis", default=200, minimum=0)
+    if current % 2 or current == 2:
+        raise ConfigError(f"analysis.current_steps: must be 0 (skip) or even and >= 4 (saved every 2 steps), got {current}")
+    _int(ana, "n_boot", "analysis", default=30, minimum=2)
+    if current and n_chains < 20:
+        raise ConfigError(f"simulation.n_chains: must be >= 20 to measure the current (20 chain groups), got {n_chains}")
+
+
+def _validate_longrun(cfg: dict) -> None:
+    sim = cfg["simulation"]
+    _check_sampling(sim, "longrun")
+    _required(sim, ("epochs",), "simulation")
+    epochs = _int(sim, "epochs", "simulation")
+    _int(sim, "burn_in_epochs", "simulation", default=100, minimum=0)
+    n_chains = _int(sim, "n_chains", "simulation", default=4)
+    sgld = _int(sim, "sgld_chains", "simulation", default=n_chains)
+    if sgld > n_chains:
+        raise ConfigError(f"simulation.sgld_chains: must be <= simulation.n_chains = {n_chains}, got {sgld}")
+    _int(sim, "chunk_epochs", "simulation", default=min(250, epochs))
+    seed = _int(sim, "seed", "simulation", default=0, minimum=0)
+    kernels = sim.setdefault("kernels", list(_LONGRUN_KERNELS))
+    if (not isinstance(kernels, list) or not kernels or len(set(map(str, kernels))) != len(kernels)
+            or any(k not in _LONGRUN_KERNELS for k in kernels)):
+        raise ConfigError(f"simulation.kernels: expected a non-empty list of distinct names from {_LONGRUN_KERNELS}, "
+                          f"got {kernels!r}")
+    _chain_temperature(cfg["temperature"], _digits_n_train(seed), "the number of training images")
+
+    ana = cfg["analysis"]
+    f_cut = ana.setdefault("f_cut", None)
+    if f_cut is not None:
+        f_cut = ana["f_cut"] = _num(f_cut, "analysis.f_cut", positive=True)
+        if f_cut > 0.25:
+            raise ConfigError(f"analysis.f_cut: must be <= 0.25 per epoch (half the Nyquist frequency), got {f_cut!r}")
+    need = _min_epochs(f_cut)
+    if epochs < need:
+        raise ConfigError(f"simulation.epochs: the spectral tests need >= {need} epochs "
+                          f"(f_cut = {f_cut or _DEFAULT_F_CUT} per epoch), got {epochs}")
+    max_lag = _int(ana, "max_lag", "analysis")
+    if max_lag is not None and max_lag >= epochs:
+        raise ConfigError(f"analysis.max_lag: must be < simulation.epochs = {epochs}, got {max_lag}")
+
+
+def _digits_n_train(seed: int) -> int:
+    """Training images of the long run's data set (5-class 7x7 digits, split by ``seed``)."""
+    from .nn import load_digits
+
+    return int(load_digits(classes=5, size=7, seed=seed).x_train.shape[0])
+
+
+def _min_epochs(f_cut) -> int:
+    """Fewest saved epochs whose increment periodogram has a frequency on each side of ``f_cut``.
+
+    ``sdesim._spectral.low_frequency_test`` needs both (interior frequencies
+    ``k / m``, ``0 < k / m < 1/2``, ``m = epochs - 1`` increments) and 8 time points.
+    """
+    f = _DEFAULT_F_CUT if f_cut is None else f_cut
+    n = max(8, math.floor(1.0 / f))
+    while True:
+        step = 1.0 / (n - 1)  # as numpy's rfftfreq: k * (1 / m)
+        k_high = (n - 2) // 2  # the largest k with k / m < 1/2
+        if step <= f and k_high * step > f:
+            return n
+        n += 1
+
+
+def _quick_chains(cfg: dict) -> dict:
+    """Chain experiments in seconds: toy2d <= 400 chains x 10 snapshots; longrun <= 60 epochs x 1 chain."""
+    out = copy.deepcopy(cfg)
+    sim, ana = out["simulation"], out["analysis"]
+    if experiment_kind(cfg) == "toy2d":
+        sim["n_chains"] = min(sim["n_chains"], 400)
+        sim["n_snapshots"] = min(sim["n_snapshots"], 10)
+        ana["n_boot"] = min(ana["n_boot"], 10)
+        ana["current_steps"] = min(ana["current_steps"], 40)
+        ana["fp_cells"] = min(ana["fp_cells"], 2 * ana["bins"])
+        return out
+    epochs = min(sim["epochs"], max(60, _min_epochs(ana["f_cut"])))
+    sim["epochs"] = epochs
+    sim["burn_in_epochs"] = min(sim["burn_in_epochs"], 2)
+    sim["n_chains"] = 1  # each chain costs a noise-power estimate (seconds) before the stream starts
+    sim["sgld_chains"] = 1
+    sim["chunk_epochs"] = min(sim["chunk_epochs"], 20)
+    if ana["max_lag"] is not None:
+        ana["max_lag"] = min(ana["max_lag"], max(1, epochs // 4))
+    return out

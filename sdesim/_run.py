@@ -8,10 +8,14 @@ Outputs in the run directory::
                             config (JSON), seed, versions (open with h5py / xarray, no sdesim needed)
     density.png             histograms of each form next to the exact density (2D problems)
     run.log                 the log of the run
+
+Chain experiments (``[experiment] kind = "toy2d" | "longrun"``) write their
+own files (:mod:`sdesim._run_chains`) with the same conventions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._config import build_problem
+from ._config import build_problem, experiment_kind
 
 __all__ = ["run_experiment", "versions", "RunDirError"]
 
@@ -105,6 +109,50 @@ def _prepare_dir(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()) and not force:
         raise RunDirError(f"out: directory {out} is not empty (use --force to overwrite, --resume to continue)")
     out.mkdir(parents=True, exist_ok=True)
+
+
+def start_run_dir(cfg: dict, out: Path, *, force: bool, resume: bool, stale=()) -> None:
+    """Check the run directory (resume: it holds this config's run) or prepare a fresh one.
+
+    A fresh run needs an empty ``out`` (or ``force``), removes the ``stale``
+    files and folders (glob patterns) a previous run left there, and writes
+    ``config.json``.
+    """
+    if resume:
+        if not (out / "config.json").exists():
+            raise RunDirError(f"out: {out} holds no run to resume (config.json missing)")
+        saved = json.loads((out / "config.json").read_text())
+        if json.loads(json.dumps(cfg)) != saved:
+            raise RunDirError("config: differs from the config of the run being resumed (omit CONFIG to reuse it)")
+        return
+    import shutil
+
+    _prepare_dir(out, force)
+    for pattern in stale:
+        for old in out.glob(pattern):
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+    _atomic_write_text(out / "config.json", json.dumps(cfg, indent=2))
+
+
+@contextlib.contextmanager
+def run_log(out: Path, *, resume: bool, echo: bool = False):
+    """Log the ``sdesim`` logger to ``out/run.log`` (appended on resume) and, with ``echo``, to stderr."""
+    handlers = [logging.FileHandler(out / "run.log", mode="a" if resume else "w")]
+    if echo:
+        handlers.append(logging.StreamHandler())
+    handlers[0].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    for h in handlers:
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            log.removeHandler(h)
+            h.close()
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -193,33 +241,28 @@ def _write_h5_from(path: Path, arr, ens, cfg, vers) -> None:
 def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False, resume: bool = False) -> dict:
     """Run every form of a validated config; write outputs to ``out``; return the summary.
 
+    A chain experiment (``[experiment] kind = "toy2d" | "longrun"``) goes to
+    :func:`sdesim._run_chains.run_chains_experiment`; the rest of this
+    docstring is about particle ensembles.
+
     Snapshots go to a disk-backed ``ensemble_<form>.partial.npy`` while the run is
     going, with an atomic checkpoint (``checkpoint_<form>.npz``: state, step,
     piece, SHA-256) after every piece; ``resume=True`` continues from the last
     checkpoint and gives arrays bit-identical to an uninterrupted run. When a
     form finishes, its snapshots move to ``ensemble_<form>.h5``.
     """
+    if experiment_kind(cfg) != "ensemble":
+        from ._run_chains import run_chains_experiment
+
+        return run_chains_experiment(cfg, out, force=force, quiet=quiet, resume=resume)
     from numpy.lib.format import open_memmap
 
     from ._integrate import simulate
 
     out = Path(out)
-    if resume:
-        if not (out / "config.json").exists():
-            raise RunDirError(f"out: {out} holds no run to resume (config.json missing)")
-        saved = json.loads((out / "config.json").read_text())
-        if json.loads(json.dumps(cfg)) != saved:
-            raise RunDirError("config: differs from the config of the run being resumed (omit CONFIG to reuse it)")
-    else:
-        _prepare_dir(out, force)
-        for stale in list(out.glob("checkpoint_*.npz")) + list(out.glob("form_*.json")) + list(out.glob("*.partial.npy")):
-            stale.unlink()
-        _atomic_write_text(out / "config.json", json.dumps(cfg, indent=2))
-    handler = logging.FileHandler(out / "run.log", mode="a" if resume else "w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    try:
+    start_run_dir(cfg, out, force=force, resume=resume,
+                  stale=("checkpoint_*.npz", "form_*.json", "*.partial.npy"))
+    with run_log(out, resume=resume):
         problem = build_problem(cfg)
         vers = versions()
         sim = cfg["simulation"]
@@ -306,9 +349,6 @@ def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False, 
         _atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
         log.info("wrote %s", out / "summary.json")
         return summary
-    finally:
-        log.removeHandler(handler)
-        handler.close()
 
 
 def _density_figure(path: Path, hists: dict) -> None:

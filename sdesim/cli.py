@@ -2,7 +2,7 @@
 
     sdesim run [CONFIG.toml] --out DIR [--force] [--quiet]
     sdesim info
-    sdesim figures [--only NAME] [--quick]
+    sdesim figures [--only NAME] [--quick] [--out DIR]
     sdesim bench [--quick]
 
 A user mistake (bad config, unknown key, non-empty output directory) prints one
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -36,15 +37,20 @@ def _fail(msg: str) -> None:
 @app.command()
 def run(
     config: Optional[Path] = typer.Argument(None, help="TOML config; omit for the embedded default (Example 19, lam = 1.5, both forms)."),
-    out: Path = typer.Option(Path("runs/default"), "--out", "-o", help="Run directory for summary.json, ensemble_*.h5, density.png, run.log."),
+    out: Path = typer.Option(Path("runs/default"), "--out", "-o", help="Run directory for summary.json, *.h5, a PNG, run.log (never overwritten without --force)."),
     force: bool = typer.Option(False, "--force", help="Overwrite a non-empty run directory."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out from its last checkpoint (bit-identical result)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for scripts)."),
-    quick: bool = typer.Option(False, "--quick", help="Shrink the run to seconds (<= 1000 particles, few steps) to try a config."),
+    quick: bool = typer.Option(False, "--quick", help="Shrink the run to seconds to try a config (<= 1000 particles and few steps; chains: few chains or epochs)."),
     print_config: bool = typer.Option(False, "--print-default-config", help="Print the embedded default config and exit."),
 ):
-    """Integrate a particle ensemble and write summary.json (see DESIGN.md for the schema)."""
-    from ._config import DEFAULT_CONFIG_TOML, ConfigError, load_config
+    """Run an experiment from a config and write summary.json (see DESIGN.md for the schema).
+
+    By default a particle ensemble; a config with [experiment] kind = "toy2d" (SGD vs SDE vs
+    Langevin on a 2D toy) or "longrun" (tiny-fc SGD/SGLD chains for many epochs) runs chains
+    (configs/README.md).
+    """
+    from ._config import DEFAULT_CONFIG_TOML, ConfigError, experiment_kind, load_config
 
     if print_config:
         typer.echo(DEFAULT_CONFIG_TOML.strip())
@@ -64,13 +70,22 @@ def run(
         cfg = quick_config(cfg)
     from ._run import CheckpointError, RunDirError, run_experiment
 
+    kind = experiment_kind(cfg)
     try:
-        build_problem(cfg)  # fail on factory errors before creating the directory
+        if kind == "ensemble":
+            build_problem(cfg)  # fail on factory errors before creating the directory
         summary = run_experiment(cfg, out, force=force, quiet=quiet, resume=resume)
     except (ConfigError, RunDirError, CheckpointError) as e:
         _fail(str(e))
-    if not quiet:
-        typer.echo(f"wrote {out / 'summary.json'}")
+    if quiet:
+        return
+    typer.echo(f"wrote {out / 'summary.json'}")
+    if kind != "ensemble":
+        from ._run_chains import summary_lines
+
+        for line in summary_lines(summary):
+            typer.echo(line)
+    else:
         for form, st in summary["forms"].items():
             line = f"  {form}: mean={_fmt(st['mean'])} n_diverged={st['n_diverged']} {st['particle_steps_per_s']:.3g} particle-steps/s"
             chk = st.get("density_check")
@@ -87,7 +102,7 @@ def _load_json_config(path: Path) -> dict:
         cfg = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ConfigError(f"config: cannot read {path}: {e}") from None
-    if not isinstance(cfg, dict) or "problem" not in cfg or "simulation" not in cfg:
+    if not isinstance(cfg, dict) or "simulation" not in cfg or not ("problem" in cfg or "experiment" in cfg):
         raise ConfigError(f"config: {path} is not an sdesim run config")
     return cfg
 
@@ -112,9 +127,16 @@ def info():
 @app.command()
 def figures(
     only: Optional[str] = typer.Option(None, "--only", help="Regenerate only the figure scripts whose name contains this."),
-    quick: bool = typer.Option(False, "--quick", help="Tiny sizes (seconds each) to exercise every figure."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes (about 3 minutes for all on 2 CPU cores), written as <name>_quick.*."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: the repository's figures/)."),
 ):
-    """Regenerate every figure in figures/ (with its JSON) from scripts/fig_*.py."""
+    """Regenerate every figure in figures/ (with its JSON) from scripts/fig_*.py.
+
+    The scripts run one after another in this process, so compiled programs are
+    shared between figures; each writes <name>.png, .pdf and .json (the numbers
+    the figure shows, runtime_s, argv, versions). A failing script is reported
+    and the others still run; the exit code is then 1.
+    """
     scripts = sorted((REPO / "scripts").glob("fig_*.py"))
     if not scripts:
         _fail("figures: no scripts/fig_*.py found (run from a source checkout)")
@@ -122,15 +144,51 @@ def figures(
         scripts = [s for s in scripts if only in s.stem]
         if not scripts:
             _fail(f"--only: no figure script matches {only!r}")
-    failed = []
+    argv = (["--quick"] if quick else []) + (["--out", str(out.resolve())] if out is not None else [])
+    failed, t_all = [], time.time()
     for s in scripts:
         typer.echo(f"== {s.name}")
-        args = [sys.executable, str(s)] + (["--quick"] if quick else [])
-        if subprocess.run(args, cwd=REPO).returncode != 0:
+        t0 = time.time()
+        ok = _run_figure_script(s, argv)
+        typer.echo(f"== {s.name}: {'done' if ok else 'FAILED'} in {time.time() - t0:.1f} s")
+        if not ok:
             failed.append(s.name)
+    typer.echo(f"figures: {len(scripts) - len(failed)}/{len(scripts)} in {time.time() - t_all:.1f} s")
     if failed:
         typer.echo(f"failed: {', '.join(failed)}", err=True)
         raise typer.Exit(code=1)
+
+
+def _run_figure_script(path: Path, argv: list) -> bool:
+    """Import ``path`` as a fresh module and call its ``main(argv)``; restore global JAX/matplotlib state after."""
+    import importlib.util
+    import traceback
+
+    import jax
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x64 = bool(jax.config.jax_enable_x64)
+    if str(path.parent) not in sys.path:  # the scripts import their shared helper, scripts/_figio.py
+        sys.path.insert(0, str(path.parent))
+    saved_argv, ok = sys.argv, False
+    try:
+        spec = importlib.util.spec_from_file_location(f"_sdesim_figure_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.argv = [str(path)] + list(argv)
+        ok = mod.main(list(argv)) in (0, None)
+    except SystemExit as e:
+        ok = e.code in (0, None)
+    except Exception:  # report, then go on with the next figure
+        traceback.print_exc()
+    finally:
+        sys.argv = saved_argv
+        jax.config.update("jax_enable_x64", x64)  # some scripts switch float64 on for themselves
+        plt.close("all")
+    return ok
 
 
 @app.command()

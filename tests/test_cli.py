@@ -128,6 +128,55 @@ BAD = [
     ("this is = = not toml", "config"),
 ]
 
+# chain experiments ([experiment] kind = "toy2d" | "longrun"): valid bases, one mistake per row
+TOY = "[experiment]\nkind='toy2d'\n[temperature]\nlr=0.04\nbatch=1\n"
+TOY_SIM = "[simulation]\nn_chains=100\nn_snapshots=5\n"
+LONG = "[experiment]\nkind='longrun'\n[temperature]\nlr=0.001\nbatch=32\n"
+LONG_SIM = "[simulation]\nepochs=60\n"
+
+BAD_CHAINS = [
+    ("[experiment]\nkind='chains'\n" + TOY_SIM, "experiment.kind"),
+    ("[experiment]\nkind='toy2d'\nlr=0.1\n" + TOY_SIM, "experiment.lr"),
+    ("[experiment]\nkind=2\n" + TOY_SIM, "experiment.kind"),
+    (TOY + TOY_SIM + "[problem]\nkind='linear'", "problem.kind"),
+    (TOY + TOY_SIM + "[problem]\nn_data=41", "problem.n_data"),
+    (TOY + TOY_SIM + "[problem]\nn_data=2", "problem.n_data"),
+    (TOY + TOY_SIM + "[problem]\nratio=0", "problem.ratio"),
+    (TOY + TOY_SIM + "[problem]\nx_true=[1.0]", "problem.x_true"),
+    ("[experiment]\nkind='toy2d'\n[temperature]\nlr=0.04\nbatch=41\n" + TOY_SIM, "temperature.batch"),
+    ("[experiment]\nkind='toy2d'\n[temperature]\nlr=0.04\nbatch=1.5\n" + TOY_SIM, "temperature.batch"),
+    ("[experiment]\nkind='toy2d'\n[temperature]\nbatch=1\n" + TOY_SIM, "temperature.lr"),
+    ("[experiment]\nkind='toy2d'\n[temperature]\nbeta_inv=0.02\n" + TOY_SIM, "temperature.beta_inv"),
+    (TOY + "[simulation]\nn_chains=0\nn_snapshots=5", "simulation.n_chains"),
+    (TOY + "[simulation]\nn_chains=10\nn_snapshots=5", "simulation.n_chains"),
+    (TOY + "[simulation]\nn_chains=100\nn_snapshots='5'", "simulation.n_snapshots"),
+    (TOY + "[simulation]\nn_chains=100", "simulation.n_snapshots"),
+    (TOY + TOY_SIM + "sampling='bogus'", "simulation.sampling"),
+    (TOY + TOY_SIM + "sampling='shuffle'", "simulation.sampling"),
+    (TOY + TOY_SIM + "n_particles=10", "simulation.n_particles"),
+    (TOY + TOY_SIM + "dtype='float16'", "simulation.dtype"),
+    (TOY + TOY_SIM + "[analysis]\nfp_cells=100", "analysis.fp_cells"),
+    (TOY + TOY_SIM + "[analysis]\ncurrent_steps=41", "analysis.current_steps"),
+    (TOY + TOY_SIM + "[output]\nfigure='yes'", "output.figure"),
+    (LONG + "[problem]\nkind='tiny_fc'\n" + LONG_SIM, "problem"),
+    ("[experiment]\nkind='longrun'\n[temperature]\nlr=0.001\nbatch=1000\n" + LONG_SIM, "temperature.batch"),
+    ("[experiment]\nkind='longrun'\n[temperature]\nlr=0\nbatch=32\n" + LONG_SIM, "temperature.lr"),
+    (LONG + "[simulation]\nepochs=0", "simulation.epochs"),
+    (LONG + "[simulation]\nepochs=20", "simulation.epochs"),
+    (LONG + "[simulation]\nburn_in_epochs=10", "simulation.epochs"),
+    (LONG + LONG_SIM + "n_chains=-1", "simulation.n_chains"),
+    (LONG + LONG_SIM + "n_chains=2\nsgld_chains=3", "simulation.sgld_chains"),
+    (LONG + LONG_SIM + "kernels=['sgd', 'adam']", "simulation.kernels"),
+    (LONG + LONG_SIM + "kernels=[]", "simulation.kernels"),
+    (LONG + LONG_SIM + "kernels='sgd'", "simulation.kernels"),
+    (LONG + LONG_SIM + "sampling='replacement'", "simulation.sampling"),
+    (LONG + LONG_SIM + "chunk_epochs=0", "simulation.chunk_epochs"),
+    (LONG + LONG_SIM + "[analysis]\nmax_lag=60", "analysis.max_lag"),
+    (LONG + LONG_SIM + "[analysis]\nf_cut=0.4", "analysis.f_cut"),
+    (LONG + LONG_SIM + "[analysis]\nf_cut=0.01", "simulation.epochs"),
+]
+BAD += BAD_CHAINS
+
 
 @pytest.mark.parametrize("text, field", BAD, ids=[f for _, f in BAD])
 def test_bad_config_one_line_exit_2(tmp_path, text, field):
@@ -139,6 +188,18 @@ def test_bad_config_one_line_exit_2(tmp_path, text, field):
     assert len(lines) == 1 and lines[0].startswith(f"error: {field}"), r.output
     assert "Traceback" not in r.output
     assert not out.exists()  # no work started
+
+
+@pytest.mark.parametrize("text, field", BAD_CHAINS, ids=[f for _, f in BAD_CHAINS])
+def test_bad_chain_config_python_value_error(tmp_path, text, field):
+    """The Python API raises ValueError with the message the command line prints."""
+    from sdesim._config import load_config
+
+    cfg = _write(tmp_path, text)
+    with pytest.raises(ValueError) as e:
+        load_config(cfg)
+    r = runner.invoke(app, ["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"])
+    assert str(e.value).startswith(field) and r.output.strip() == f"error: {e.value}"
 
 
 def test_missing_config_file(tmp_path):
