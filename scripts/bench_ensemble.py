@@ -447,6 +447,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "benchmarks"))
     ap.add_argument("--vbt-max", type=int, default=100_000, help="largest n for vmapped diffrax-VBT (it is slow)")
     ap.add_argument("--torch-max", type=int, default=100_000, help="largest n for torchsde")
+    ap.add_argument("--impls", nargs="*", default=None, help="run only these implementations (sdesim always)")
     ap.add_argument("--bias", action="store_true", help="also measure the weak scheme's stationary bias")
     ap.add_argument("--numpy-max-work", type=float, default=3e8, help="skip NumPy above this many particle-steps x dim")
     args = ap.parse_args(argv)
@@ -483,6 +484,8 @@ def main(argv=None):
                 impls["numpy"] = lambda: run_numpy(spec, n, steps, name)
             if have_torch and name in ("ex19", "ou64") and n <= args.torch_max:
                 impls["torchsde"] = lambda: run_torchsde(spec, n, steps, name)
+            if args.impls:
+                impls = {k: v for k, v in impls.items() if k == "sdesim" or k in args.impls}
             res = {}
             for impl, make in impls.items():
                 try:

@@ -16,25 +16,22 @@ uses numpy's rule with float32 eps (the gradients are float32, as in the
 paper's runs).
 
 Writes ``figures/diffusion_spectrum.{png,pdf,json}`` (``--quick``: a tiny
-version for CI, written as ``diffusion_spectrum_quick.*``).
+version for CI -- small-fc only, 2 epochs, 64 examples -- written as
+``diffusion_spectrum_quick.*``).
 
     python scripts/fig_diffusion_spectrum.py            # a few minutes on 2 CPU cores
-    python scripts/fig_diffusion_spectrum.py --quick    # ~1 minute
+    python scripts/fig_diffusion_spectrum.py --quick    # ~30 s
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import sys
 import time
 
 import jax
 import numpy as np
 
 import sdesim.nn as nn
+from _figio import parser, save_figure
 
 # PAPER.md §6: (eigenvalue mean, std, rank %) as reported by Chaudhari & Soatto.
 PAPER = {
@@ -55,9 +52,7 @@ FRACTIONS = (0.2, 0.4, 1.0)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny fast version (CI)")
-    ap.add_argument("--out", default="figures", help="output directory (default: figures)")
+    ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--n-spectrum", type=int, default=None,
@@ -65,14 +60,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     epochs = args.epochs or (2 if args.quick else 40)
     n_spec = args.n_spectrum or (64 if args.quick else 700)
+    # --quick: small-fc only (each training run compiles its own step; small-lenet's take most of the time)
+    models = MODELS[:1] if args.quick else MODELS
     batch, lr = 32, 0.05
-    stem = "diffusion_spectrum_quick" if args.quick else "diffusion_spectrum"
-    os.makedirs(args.out, exist_ok=True)
 
     results = {}
     spectra = {}
     t_start = time.time()
-    for mi, mname in enumerate(MODELS):
+    for mi, mname in enumerate(models):
         results[mname] = {}
         for vi, (vname, opts) in enumerate(VARIANTS.items()):
             data = nn.load_digits(seed=args.seed, **opts)
@@ -108,7 +103,7 @@ def main(argv=None) -> int:
 
     # Remark 14: more diverse data => larger eigenvalues (compare at 100 %).
     remark14 = {}
-    for mname in MODELS:
+    for mname in models:
         m = {v: results[mname][v]["checkpoints"]["100"]["eig_mean"] for v in VARIANTS}
         remark14[mname] = {
             "eig_mean_100": m,
@@ -121,13 +116,12 @@ def main(argv=None) -> int:
     constancy = {
         mname: {v: {k: results[mname][v]["checkpoints"][k]["eig_mean"] / results[mname][v]["checkpoints"]["100"]["eig_mean"]
                     for k in results[mname][v]["checkpoints"]} for v in VARIANTS}
-        for mname in MODELS
+        for mname in models
     }
 
     out = {
         "description": "Eigenspectrum of D = (1/N) sum g_k g_k^T - g g^T (evaluation mode) at 20/40/100 % "
                        "of training; mean/std over all d eigenvalues; rank by lam_max*d*eps(float32).",
-        "quick": bool(args.quick),
         "config": {"epochs": epochs, "batch_size": batch, "lr": lr, "momentum": 0.9, "nesterov": True,
                    "schedule": "step (/10 at 50 % and 75 %)", "n_spectrum": n_spec, "seed": args.seed,
                    "variants": {k: v for k, v in VARIANTS.items()}},
@@ -135,22 +129,17 @@ def main(argv=None) -> int:
         "results": results,
         "remark14": remark14,
         "mean_eig_relative_to_100pct": constancy,
-        "versions": {"python": platform.python_version(), "jax": jax.__version__, "numpy": np.__version__},
-        "seconds": time.time() - t_start,
     }
-    jpath = os.path.join(args.out, stem + ".json")
-    with open(jpath, "w") as f:
-        json.dump(out, f, indent=2)
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(MODELS), len(VARIANTS), figsize=(4.2 * len(VARIANTS), 3.4 * len(MODELS)),
+    fig, axes = plt.subplots(len(models), len(VARIANTS), figsize=(4.2 * len(VARIANTS), 3.4 * len(models)),
                              sharey="row", squeeze=False)
     colors = {"20": "tab:blue", "40": "tab:orange", "100": "tab:green"}
-    for i, mname in enumerate(MODELS):
+    for i, mname in enumerate(models):
         for j, vname in enumerate(VARIANTS):
             ax = axes[i, j]
             for pct in ("20", "40", "100"):
@@ -170,11 +159,9 @@ def main(argv=None) -> int:
     fig.suptitle(f"Eigenspectrum of D at 20/40/100 % of training (N = {n_spec} examples; "
                  "dotted: rank threshold $\\lambda_{max} d\\, \\epsilon_{32}$)", fontsize=10)
     fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(os.path.join(args.out, f"{stem}.{ext}"), dpi=130)
-    print(f"wrote {jpath} and .png/.pdf in {time.time() - t_start:.0f} s")
+    save_figure(fig, "diffusion_spectrum", out, quick=args.quick, t0=t_start, out=args.out, argv=argv, script=__file__)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

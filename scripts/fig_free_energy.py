@@ -10,9 +10,6 @@ Writes figures/free_energy.{png,pdf,json} (``--quick``: seconds, written as free
 
 from __future__ import annotations
 
-import argparse
-import json
-import pathlib
 import time
 
 import matplotlib
@@ -22,11 +19,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import sdesim  # noqa: E402
+from _figio import parser, save_figure  # noqa: E402
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "figures"
 
-
-def main(quick: bool):
+def main(argv=None) -> int:
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    quick = args.quick
     t0 = time.time()
     b = 0.5
     prob = sdesim.problems.anisotropic_double_well(b)
@@ -39,11 +37,11 @@ def main(quick: bool):
     t = np.concatenate([[0.0], ens.t])
     fe = sdesim.free_energy(x, beta_inv=b, phi=prob.phi, bins=64, box=(-3.5, 3.5), t=t, n_boot=50)
 
-    op = sdesim.fokker_planck_2d(prob, beta_inv=b, box=(-3.5, 3.5), n=96 if quick else 160)
+    op = sdesim.fokker_planck_2d(prob, beta_inv=b, box=(-3.5, 3.5), n=64 if quick else 160)
     X, Y = np.meshgrid(op.x, op.y, indexing="ij")
     r0 = np.exp(-((X - mu[0]) ** 2 + (Y - mu[1]) ** 2) / (2 * s * s))
     r0 /= r0.sum() * op.dx * op.dy
-    tf = np.linspace(0, t[-1], 61)
+    tf = t if quick else np.linspace(0, t[-1], 61)  # quick: the FP flow at the particle times only
     cell = op.dx * op.dy
     PH = (X**2 - 1) ** 2 / 4 + Y**2 / 2 + 0.3 * X * Y / 2
     Ffp = np.array([np.sum(r * PH) * cell + b * np.sum(r * np.log(np.maximum(r, 1e-300))) * cell
@@ -52,7 +50,7 @@ def main(quick: bool):
     f_eq = -b * (np.log(np.sum(np.exp(lz - lz.max())) * cell) + lz.max())
     Ffp_at = np.interp(t, tf, Ffp)
     out = {
-        "quick": quick, "problem": "anisotropic_double_well(0.5)", "beta_inv": b, "n_particles": n, "dt": dt,
+        "problem": "anisotropic_double_well(0.5)", "beta_inv": b, "n_particles": n, "dt": dt,
         "initial": {"mean": mu.tolist(), "std": s}, "t": t.tolist(), "F_particles": fe.value.tolist(),
         "F_stderr": fe.stderr.tolist(), "F_fokker_planck": Ffp_at.tolist(), "F_eq": fe.f_eq, "F_eq_grid": f_eq,
         "KL_particles": fe.kl.tolist(), "monotone_within_3se": fe.is_decreasing(3.0),
@@ -75,16 +73,10 @@ def main(quick: bool):
     a.set_ylabel("KL(ρ_t ‖ ρ_ss)")
     a.legend(fontsize=8)
     fig.tight_layout()
-    OUT.mkdir(exist_ok=True)
-    stem = "free_energy_quick" if quick else "free_energy"  # quick runs never overwrite the committed figures
-    for ext in ("png", "pdf"):
-        fig.savefig(OUT / f"{stem}.{ext}", dpi=130)
-    out["runtime_s"] = time.time() - t0
-    (OUT / f"{stem}.json").write_text(json.dumps(out, indent=2))
-    print(json.dumps({k: v for k, v in out.items() if not isinstance(v, list)}, indent=2))
+    save_figure(fig, "free_energy", out, quick=quick, t0=t0, out=args.out, argv=argv, script=__file__)
+    print({k: v for k, v in out.items() if not isinstance(v, (list, dict))})
+    return 0
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small ensemble (seconds)")
-    main(ap.parse_args().quick)
+    raise SystemExit(main())

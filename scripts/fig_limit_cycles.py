@@ -32,10 +32,7 @@ Writes ``figures/fig4_limit_cycles.{png,pdf,json}`` (``--quick``:
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import time
 
 import jax
@@ -45,6 +42,7 @@ import scipy.integrate
 import scipy.optimize
 
 import sdesim
+from _figio import parser, save_figure
 from sdesim._current import exact_current_rotating_double_well
 
 LAMS = (0.0, 0.5, 1.5)
@@ -60,11 +58,11 @@ def drift_np(x, lam):
     return np.array([-x1 * (x1 * x1 - 1) - w * x2, -x2 + w * x1])
 
 
-def critical_points(lam):
+def critical_points(lam, n_seeds=11):
     """All zeros of the drift in the box, by root finding from a grid of seeds."""
     found = []
-    for a in np.linspace(-2, 2, 11):
-        for b in np.linspace(-2, 2, 11):
+    for a in np.linspace(-2, 2, n_seeds):
+        for b in np.linspace(-2, 2, n_seeds):
             s = scipy.optimize.root(drift_np, [a, b], args=(lam,), tol=1e-13)
             if s.success and np.linalg.norm(drift_np(s.x, lam)) < 1e-10 and np.all(np.abs(s.x) < 2.5):
                 if not any(np.linalg.norm(s.x - f) < 1e-6 for f in found):
@@ -95,13 +93,8 @@ def j_period(lam, r):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny fast version (CI)")
-    ap.add_argument("--out", default="figures")
-    args = ap.parse_args(argv)
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
     q = args.quick
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, "fig4_limit_cycles" + ("_quick" if q else ""))
     t_start = time.time()
 
     import matplotlib
@@ -117,9 +110,10 @@ def main(argv=None) -> int:
 
     data = {"definitions": "PAPER.md §5: drift -grad f = -grad Phi + lam exp(Phi - r^4/4) (-x2, x1); "
                            "D = I, beta = 1; Fokker-Planck steady state exp(-Phi)/Z for every lam",
-            "quick": q, "lam": {}}
+            "lam": {}}
     fig, axes = plt.subplots(3, 3, figsize=(15, 14.5))
-    X1, X2 = np.meshgrid(np.linspace(*BOX[:2], 200), np.linspace(*BOX[2:], 200))
+    ng, dens = (80, 0.6) if q else (200, 1.0)  # plot grid and streamline density
+    X1, X2 = np.meshgrid(np.linspace(*BOX[:2], ng), np.linspace(*BOX[2:], ng))
     PHI = (X1**2 - 1) ** 2 / 4 + X2**2 / 2
 
     for col, lam in enumerate(LAMS):
@@ -130,10 +124,10 @@ def main(argv=None) -> int:
         U, V = drift_np((X1, X2), lam)
         speed = np.hypot(U, V)
         ax.contour(X1, X2, PHI, levels=[0.02, 0.1, 0.25, 0.5, 1.0, 2.0], colors="0.6", linewidths=0.8)
-        ax.streamplot(X1, X2, U, V, density=1.3, color="tab:blue", linewidth=0.3 + 2.2 * speed / speed.max(),
+        ax.streamplot(X1, X2, U, V, density=1.3 * dens, color="tab:blue", linewidth=0.3 + 2.2 * speed / speed.max(),
                       arrowsize=0.8)
         ax.plot([-1, 1], [0, 0], "*", ms=16, color="gold", mec="k", label="most likely (grad Phi = 0)", zorder=5)
-        cps = critical_points(lam)
+        cps = critical_points(lam, 5 if q else 11)
         d["critical_points_of_drift"] = cps
         for cp in cps:
             mk = {"saddle": "X", "stable node": "o", "stable focus": "o"}.get(cp["kind"], "D")
@@ -196,7 +190,7 @@ def main(argv=None) -> int:
     ax = axes[2, 0]
     J1, J2 = np.asarray(jax.vmap(p.rotation)(jnp.stack([X1.ravel(), X2.ravel()], 1))).T.reshape(2, *X1.shape)
     sp = np.hypot(J1, J2)
-    ax.streamplot(X1, X2, J1, J2, density=1.0, color="tab:green", linewidth=0.3 + 2 * sp / sp.max(), arrowsize=0.7)
+    ax.streamplot(X1, X2, J1, J2, density=dens, color="tab:green", linewidth=0.3 + 2 * sp / sp.max(), arrowsize=0.7)
     ax.contour(X1, X2, PHI, levels=[0.02, 0.1, 0.25, 0.5, 1.0, 2.0], colors="0.6", linewidths=0.8)
     for k in range(len(radii)):
         if rj.is_cycle[k]:
@@ -235,7 +229,7 @@ def main(argv=None) -> int:
     data["drift_lam1.5_radius_decay"] = {**out_r, "slope_100_to_T": float(np.log(rt[2] / rt[1]) / np.log(T / 100.0))}
 
     ax = axes[2, 2]
-    rr = np.linspace(0.05, 1.6, 60)
+    rr = np.linspace(0.05, 1.6, 20 if q else 60)
     ax.semilogy(rr, [j_period(lam, r) for r in rr], "k-", lw=1, label="quadrature  ∮ dθ / ω(r, θ)")
     ok = rj.is_cycle
     ax.semilogy(rj.mean_radius[ok], rj.period[ok], "o", color="tab:green", label="trace_limit_cycle")
@@ -266,14 +260,10 @@ def main(argv=None) -> int:
         f"(exact lam pi^(3/2)/Z = {cur['angular_velocity_exact']:.3f}); for lam = 0 it is zero within error."
     )
     data["verdict_lam1.5"] = verdict
-    data["runtime_s"] = time.time() - t_start
     fig.suptitle("Example 19 (Fig. 4): drift, critical points, particle currents, and the lam = 1.5 claim", fontsize=13)
     fig.tight_layout()
-    fig.savefig(stem + ".png", dpi=110)
-    fig.savefig(stem + ".pdf")
-    with open(stem + ".json", "w") as fh:
-        json.dump(data, fh, indent=2, default=float)
-    print(f"wrote {stem}.png/.pdf/.json in {data['runtime_s']:.1f} s")
+    save_figure(fig, "fig4_limit_cycles", data, quick=q, t0=t_start, out=args.out, argv=argv, script=__file__,
+                dpi=110)
     print(verdict)
     return 0
 

@@ -6,21 +6,23 @@ epoch), epoch-wise shuffling; burn-in, then weights saved every epoch, streamed 
 resumes exactly (re-run the same command). SGLD at the same beta^-1 = lr/(2b) with
 isotropic noise power tr D/d measured after burn-in.
 
-Writes figures/longrun.{png,pdf,json}: FFT of increments (mean ± std over weights),
+Writes figures/longrun.{png,pdf,json} (``--quick``: longrun_quick.*, weights in a
+temporary directory): FFT of increments (mean ± std over weights),
 autocorrelation with 99 % white-noise bands, ||grad f||/sqrt(d) per epoch, the
 low-frequency and periodicity (Fisher g) tests with p-values.
 
 Budget (2 CPU cores, shared): full = 5 000 epochs x 4 SGD chains + 5 000 epochs x 2
-SGLD chains after 1 000 burn-in epochs (~2.3 ms per SGD chain-epoch, ~18 ms per SGLD
-chain-epoch); ``--quick`` = 200 epochs, seconds.
+SGLD chains after 1 000 burn-in epochs (~1 ms per SGD chain-epoch, ~5 ms per SGLD
+chain-epoch; about 2 minutes in all, ``budget`` and ``runtime_s`` in the JSON); ``--quick`` = 100 epochs x 2 SGD chains + 1 SGLD chain from the initial weights
+(no burn-in), seconds.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
+import shutil
+import tempfile
 import time
 
 import matplotlib
@@ -31,31 +33,54 @@ import numpy as np  # noqa: E402
 
 from sdesim import _longrun  # noqa: E402
 
+from _figio import parser, save_figure  # noqa: E402
 
-def main(argv=None):
+
+def main(argv=None) -> int:
     here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--chains", type=int, default=4)
-    ap.add_argument("--sgld-chains", type=int, default=2)
-    ap.add_argument("--burn-in", type=int, default=1000)
-    ap.add_argument("--data", default=None, help="directory for the streamed weights")
-    ap.add_argument("--out", default=os.path.join(here, "..", "figures"))
+    ap = parser(__doc__)
+    ap.add_argument("--epochs", type=int, default=None, help="default 5000 (--quick: 100)")
+    ap.add_argument("--chains", type=int, default=None, help="SGD chains, default 4 (--quick: 2)")
+    ap.add_argument("--sgld-chains", type=int, default=None, help="default 2 (--quick: 1)")
+    ap.add_argument("--burn-in", type=int, default=None, help="burn-in epochs, default 1000 (--quick: 0)")
+    ap.add_argument("--data", default=None, help="directory for the streamed weights (default: runs/longrun; "
+                                                  "--quick: a temporary directory, removed afterwards)")
     args = ap.parse_args(argv)
-    epochs = args.epochs or (200 if args.quick else 5000)
-    burn = 10 if args.quick else args.burn_in
-    data = args.data or os.path.join(here, "..", "runs", "longrun" + ("_quick" if args.quick else ""))
+    q = args.quick
+    epochs = args.epochs or (100 if q else 5000)
+    burn = args.burn_in if args.burn_in is not None else (0 if q else 1000)
+    chains = args.chains or (2 if q else 4)
+    sgld_chains = args.sgld_chains or (1 if q else 2)
+    tmp = None
+    if args.data:
+        data = args.data
+    elif args.quick:  # a fresh directory: a quick run never resumes (or trips over) an older one
+        data = tmp = tempfile.mkdtemp(prefix="sdesim_longrun_quick_")
+    else:
+        data = os.path.join(here, "..", "runs", "longrun")
+    resumed = os.path.exists(os.path.join(data, "burn.npz"))
     t0 = time.time()
-    summ = _longrun.longrun(data, epochs=epochs, burn_in_epochs=burn, n_chains=args.chains,
-                            sgld_chains=args.sgld_chains, chunk_epochs=min(250, epochs))
-    run_s = time.time() - t0
-    res = {k: _longrun.analyse(os.path.join(data, k)) for k in ("sgd", "sgld")}
-    out = {"summary": summ, "wall_s_this_session": run_s, "quick": bool(args.quick), "kernels": {},
-           "budget": {"note": "measured on 2 shared CPU cores (load average ~4-8 from parallel jobs), first "
-                              "full run: SGD 4 chains x 5000 epochs 121 s, SGLD 2 chains x 5000 epochs 90 s, "
-                              "burn-in 1000 epochs + compiles ~65 s, analysis ~35 s; total ~5.2 min",
-                      "sgd_run_s": summ["runs"]["sgd"]["run_s"], "sgld_run_s": summ["runs"]["sgld"]["run_s"]}}
+    try:
+        summ = _longrun.longrun(data, epochs=epochs, burn_in_epochs=burn, n_chains=chains,
+                                sgld_chains=sgld_chains, chunk_epochs=min(250, epochs))
+        run_s = time.time() - t0
+        res = {k: _longrun.analyse(os.path.join(data, k)) for k in ("sgd", "sgld")}
+        for r in res.values():
+            r["grad_norm"] = np.array(r["grad_norm"])  # in memory, not a view of a file removed below
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if tmp:
+        summ["runs"] = {k: {**v, "dir": None} for k, v in summ["runs"].items()}
+    out = {"summary": summ, "wall_s_this_session": run_s, "resumed_existing_data": resumed, "kernels": {},
+           "budget": {"note": "sgd_run_s / sgld_run_s: wall seconds of the streamed runs (only this "
+                              "invocation's part when it resumed existing data); wall_s_this_session: burn-in, "
+                              "compiles and both runs; runtime_s: the whole script (analysis and plots included)",
+                      "sgd_run_s": summ["runs"]["sgd"]["run_s"], "sgld_run_s": summ["runs"]["sgld"]["run_s"],
+                      "ms_per_chain_epoch": {
+                          k: None if resumed or not summ["runs"][k]["run_s"] else
+                          1e3 * summ["runs"][k]["run_s"] / (epochs * (chains if k == "sgd" else min(sgld_chains, chains)))
+                          for k in ("sgd", "sgld")}}}
     fig, ax = plt.subplots(2, 3, figsize=(14, 7.5))
     for row, (name, r) in enumerate(res.items()):
         ch = r["chains"]
@@ -102,16 +127,10 @@ def main(argv=None):
             "run_s": summ["runs"][name]["run_s"],
         }
     fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, "longrun" + ("_quick" if args.quick else ""))
-    fig.savefig(base + ".png", dpi=120)
-    fig.savefig(base + ".pdf")
-    out["wall_s_total"] = time.time() - t0
-    with open(base + ".json", "w") as fh:
-        json.dump(out, fh, indent=1, default=float)
+    save_figure(fig, "longrun", out, quick=args.quick, t0=t0, out=args.out, argv=argv, script=__file__, dpi=120)
     print(json.dumps(out["kernels"], indent=1, default=float))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -18,17 +18,12 @@ Writes figures/mode_shift.{png,pdf,json} (``--quick``: seconds, written as mode_
 
 from __future__ import annotations
 
-import argparse
-import json
-import pathlib
 import time
 
+import equinox as eqx
 import jax
-
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
+import jax.numpy as jnp
+import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -37,7 +32,7 @@ import scipy.optimize  # noqa: E402
 
 import sdesim  # noqa: E402
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "figures"
+from _figio import parser, save_figure  # noqa: E402
 
 
 def toy_f(x):
@@ -51,12 +46,21 @@ def toy_D(x):
     )
 
 
+@eqx.filter_jit
+def _value(fn, z):
+    return fn(z)
+
+
+@eqx.filter_jit
+def _jacobian(fn, z):
+    return jax.jacfwd(fn)(z)
+
+
 def root(fn, x0):
-    f = jax.jit(lambda z: fn(z))
-    J = jax.jit(jax.jacfwd(lambda z: fn(z)))
+    """Zero of ``fn`` (a problem's bound method: one compiled program for every beta^-1) near ``x0``."""
     sol = scipy.optimize.root(
-        lambda z: np.asarray(f(jnp.asarray(z)), dtype=float), x0,
-        jac=lambda z: np.asarray(J(jnp.asarray(z)), dtype=float), tol=1e-13,
+        lambda z: np.asarray(_value(fn, jnp.asarray(z)), dtype=float), x0,
+        jac=lambda z: np.asarray(_jacobian(fn, jnp.asarray(z)), dtype=float), tol=1e-13,
     )
     return sol.x
 
@@ -67,8 +71,11 @@ def fp_mode(prob, beta_inv, near, n, box=(-2.5, 2.5)):
     return md[np.argmin(np.sum((md - near) ** 2, axis=1))]
 
 
-def main(quick: bool):
+def main(argv=None) -> int:
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    quick = args.quick
     t0 = time.time()
+    jax.config.update("jax_enable_x64", True)  # roots and FP modes in float64 (sdesim figures restores the flag)
     out = {"quick": quick}
     n_grid = 96 if quick else 256
 
@@ -146,16 +153,9 @@ def main(quick: bool):
     a.set_title("anisotropic_double_well (built at β⁻¹ = 0.5)")
     a.legend(fontsize=8)
     fig.tight_layout()
-    OUT.mkdir(exist_ok=True)
-    stem = "mode_shift_quick" if quick else "mode_shift"  # quick runs never overwrite the committed figures
-    for ext in ("png", "pdf"):
-        fig.savefig(OUT / f"{stem}.{ext}", dpi=130)
-    out["runtime_s"] = time.time() - t0
-    (OUT / f"{stem}.json").write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
+    save_figure(fig, "mode_shift", out, quick=quick, t0=t0, out=args.out, argv=argv, script=__file__)
+    return 0
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small grids and ensembles (seconds)")
-    main(ap.parse_args().quick)
+    raise SystemExit(main())

@@ -16,9 +16,6 @@ Writes figures/potential.{png,pdf,json} (``--quick``: seconds, written as potent
 
 from __future__ import annotations
 
-import argparse
-import json
-import pathlib
 import time
 
 import jax
@@ -31,7 +28,7 @@ import numpy as np  # noqa: E402
 
 import sdesim  # noqa: E402
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "figures"
+from _figio import parser, save_figure  # noqa: E402
 A = 0.3
 
 
@@ -57,7 +54,9 @@ def bin_phi_exact(edges, beta_inv, order=6):
     return -beta_inv * np.log(np.einsum("iajb,a,b->ij", np.exp(-ph / beta_inv), gw, gw) * hx * hy)
 
 
-def main(quick: bool):
+def main(argv=None) -> int:
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    quick = args.quick
     t0 = time.time()
     out = {"quick": quick}
     n = 4000 if quick else 20_000
@@ -155,16 +154,9 @@ def main(quick: bool):
     a.set_title("Φ ≠ f (contours: f)")
     a.legend(fontsize=8)
     fig.tight_layout()
-    OUT.mkdir(exist_ok=True)
-    stem = "potential_quick" if quick else "potential"  # quick runs never overwrite the committed figures
-    for ext in ("png", "pdf"):
-        fig.savefig(OUT / f"{stem}.{ext}", dpi=130)
-    out["runtime_s"] = time.time() - t0
-    (OUT / f"{stem}.json").write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
+    save_figure(fig, "potential", out, quick=quick, t0=t0, out=args.out, argv=argv, script=__file__)
+    return 0
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small ensembles (seconds)")
-    main(ap.parse_args().quick)
+    raise SystemExit(main())

@@ -11,17 +11,12 @@ Remark 11: tr Sigma for several (lr, b): equal lr/b gives equal variance (to O(l
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 
 import jax
-
-jax.config.update("jax_enable_x64", True)
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,12 +24,15 @@ import numpy as np  # noqa: E402
 
 from sdesim import _temperature_rules as R  # noqa: E402
 
+from _figio import parser, save_figure, stem  # noqa: E402
+
 
 def run(quick):
     t0 = time.time()
+    jax.config.update("jax_enable_x64", True)  # exact chain moments in float64 (sdesim figures restores the flag)
     if quick:
         rows = R.replacement_rows(20, (10,), n_chains=200, n_snapshots=8, schemes=("subset", "shuffle"))
-        scal = R.linear_scaling_rows(((0.04, 1), (0.08, 2)), n_chains=200, n_snapshots=8)
+        scal = R.linear_scaling_rows(((0.04, 1),), n_chains=200, n_snapshots=8)  # each (lr, b) compiles twice
     else:
         rows = R.replacement_rows(20, (2, 5, 10, 15, 19), n_chains=4000, n_snapshots=40,
                                   schemes=("subset", "shuffle"))
@@ -53,12 +51,11 @@ def run(quick):
         "rows": subset,
         "shuffle_rows": shuffle,
         "linear_scaling": scal,
-        "quick": bool(quick),
-        "runtime_s": runtime,
+        "compute_s": runtime,
     }
 
 
-def plot(out, base):
+def plot(out):
     subset, shuffle, scal = out["rows"], out["shuffle_rows"], out["linear_scaling"]
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
     bn = np.array([r["batch"] / r["n_data"] for r in subset])
@@ -100,30 +97,26 @@ def plot(out, base):
     ax[2].set_title("Remark 11: linear scaling")
     ax[2].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(base + ".png", dpi=130)
-    fig.savefig(base + ".pdf")
+    return fig
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="tiny run (seconds), for CI")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "figures"))
-    ap.add_argument("--replot", action="store_true", help="redraw the figure from the existing JSON")
+def main(argv=None) -> int:
+    ap = parser(__doc__)
+    ap.add_argument("--replot", action="store_true", help="redraw the figure from the existing JSON (JSON unchanged)")
     args = ap.parse_args(argv)
-    base = os.path.join(args.out, "replacement" + ("_quick" if args.quick else ""))
     if args.replot:
+        base = os.path.join(args.out, stem("replacement", args.quick))
         with open(base + ".json") as fh:
-            out = json.load(fh)
-    else:
-        out = run(args.quick)
-        os.makedirs(args.out, exist_ok=True)
-        with open(base + ".json", "w") as fh:
-            json.dump(out, fh, indent=1)
-    plot(out, base)
-    subset, runtime = out["rows"], out["runtime_s"]
-    print(json.dumps({"rows": subset, "runtime_s": runtime}, indent=1))
+            fig = plot(json.load(fh))
+        fig.savefig(base + ".png", dpi=130)
+        fig.savefig(base + ".pdf")
+        plt.close(fig)
+        return 0
+    t0 = time.time()
+    out = run(args.quick)
+    save_figure(plot(out), "replacement", out, quick=args.quick, t0=t0, out=args.out, argv=argv, script=__file__)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

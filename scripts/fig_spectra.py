@@ -17,15 +17,14 @@ Writes ``figures/spectra.{png,pdf,json}`` (``--quick``: ``spectra_quick.*``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import time
 
 import numpy as np
 
 import sdesim
+from _figio import parser, save_figure
 
 
 def processes(q, rng):
@@ -58,13 +57,8 @@ def processes(q, rng):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="figures")
-    args = ap.parse_args(argv)
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
     q = args.quick
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, "spectra" + ("_quick" if q else ""))
     t0 = time.time()
 
     import matplotlib
@@ -75,7 +69,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     procs = processes(q, rng)
     fig, axes = plt.subplots(2, len(procs), figsize=(4.2 * len(procs), 7.5))
-    data = {"quick": q, "processes": {}}
+    data = {"processes": {}}
     for col, (name, (x, dt, extra)) in enumerate(procs.items()):
         res = sdesim.trajectory_spectra(x, dt, max_lag=min(x.shape[0] // 4, int(round(20 / dt))), n_ref=16,
                                         f_cut=0.5)
@@ -114,12 +108,8 @@ def main(argv=None) -> int:
             "white_level": float(sp.white_level[0]),
             "acf_lag1": float(ac.mean[1]), "white_band": ac.white_band,
         }
-    data["runtime_s"] = time.time() - t0
     fig.tight_layout()
-    fig.savefig(stem + ".png", dpi=110)
-    fig.savefig(stem + ".pdf")
-    with open(stem + ".json", "w") as fh:
-        json.dump(data, fh, indent=2, default=float)
+    save_figure(fig, "spectra", data, quick=q, t0=t0, out=args.out, argv=argv, script=__file__, dpi=110)
     print(json.dumps(data, indent=1, default=float))
     return 0
 

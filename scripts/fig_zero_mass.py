@@ -15,9 +15,6 @@ Writes figures/zero_mass.{png,pdf,json} (``--quick``: seconds, written as zero_m
 
 from __future__ import annotations
 
-import argparse
-import json
-import pathlib
 import time
 
 import matplotlib
@@ -28,7 +25,7 @@ import numpy as np  # noqa: E402
 
 import sdesim  # noqa: E402
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "figures"
+from _figio import parser, save_figure  # noqa: E402
 F = np.array([[1.0, -0.6], [0.4, 1.2]])
 D = np.array([[1.0, 0.4], [0.4, 0.5]])
 
@@ -48,11 +45,13 @@ def run_mass(prob, b, m, x0, tau, seed, n_snap=40):
     return ens, sdesim.lag_wedge(ens.x, lag)
 
 
-def main(quick: bool):
+def main(argv=None) -> int:
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    quick = args.quick
     t0 = time.time()
     out = {"quick": quick, "tau": 0.5, "beta_inv": 0.5}
     b, tau = 0.5, 0.5
-    n = 3000 if quick else 40_000
+    n = 2000 if quick else 40_000
 
     # (a) linear
     lin = sdesim.problems.linear(F, D)
@@ -173,16 +172,9 @@ def main(quick: bool):
     a.set_title(f"naive Itô reading: TV = {tv:.3f}; E[x₂]: FP {out['naive']['E_x2_naive_fp']:.3f}, "
                 f"particles {ep[0]:.3f}±{ep[1]:.3f}, exact 0", fontsize=9)
     fig.tight_layout()
-    OUT.mkdir(exist_ok=True)
-    stem = "zero_mass_quick" if quick else "zero_mass"  # quick runs never overwrite the committed figures
-    for ext in ("png", "pdf"):
-        fig.savefig(OUT / f"{stem}.{ext}", dpi=130)
-    out["runtime_s"] = time.time() - t0
-    (OUT / f"{stem}.json").write_text(json.dumps(out, indent=2, default=float))
-    print(json.dumps(out, indent=2, default=float))
+    save_figure(fig, "zero_mass", out, quick=quick, t0=t0, out=args.out, argv=argv, script=__file__)
+    return 0
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small ensembles (seconds)")
-    main(ap.parse_args().quick)
+    raise SystemExit(main())
