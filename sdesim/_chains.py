@@ -68,7 +68,7 @@ import optax
 
 from . import _noise
 from ._integrate import Ensemble, _divergence_report
-from ._validate import check_nonneg_int, check_positive, check_positive_int
+from ._validate import check_nonneg_int, check_positive, check_positive_int, check_save_every
 
 __all__ = [
     "ChainKernel",
@@ -498,9 +498,7 @@ def _check_run(kernel, n_chains, n_steps, save_every, burn_in, seed):
     n_steps = check_positive_int(n_steps, "n_steps")
     burn_in = check_nonneg_int(burn_in, "burn_in")
     seed = check_nonneg_int(seed, "seed")
-    every = n_steps if save_every is None else check_positive_int(save_every, "save_every")
-    if n_steps % every:
-        raise ValueError(f"save_every: must divide n_steps={n_steps}, got {every}")
+    every = check_save_every(save_every, n_steps)
     return n_chains, n_steps, every, burn_in, seed
 
 

@@ -104,15 +104,23 @@ class PotentialEstimate:
 # --------------------------------------------------------------------------- helpers
 
 
-def _as_samples(samples):
-    """-> (points (N, dim) float64, group ids (N,) or None)."""
+def _float_samples(samples, expected: str) -> np.ndarray:
+    """An Ensemble's snapshots without its diverged particles, or an array, as float64.
+
+    ``expected`` completes the error message for input that is neither.
+    """
     if hasattr(samples, "x") and not isinstance(samples, np.ndarray):
         finite = getattr(samples, "finite", None)  # an Ensemble: drop diverged particles
         samples = samples.x if finite is None else np.asarray(samples.x)[:, np.asarray(finite, bool)]
     try:
-        arr = np.asarray(samples, dtype=np.float64)
+        return np.asarray(samples, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError("samples: expected a numeric array or an Ensemble") from None
+        raise ValueError(f"samples: expected {expected}") from None
+
+
+def _as_samples(samples):
+    """-> (points (N, dim) float64, group ids (N,) or None)."""
+    arr = _float_samples(samples, "a numeric array or an Ensemble")
     groups = None
     if arr.ndim == 1:
         arr = arr[:, None]

@@ -38,6 +38,7 @@ import numpy as np
 import scipy.special
 import scipy.spatial
 
+from ._density import _float_samples
 from ._validate import check_positive
 
 __all__ = ["FreeEnergy", "free_energy"]
@@ -135,14 +136,7 @@ def free_energy(
     beta_inv = check_positive(beta_inv, "beta_inv")
     if t is None and hasattr(samples, "t"):
         t = samples.t
-    x = samples
-    if hasattr(samples, "x") and not isinstance(samples, np.ndarray):
-        finite = getattr(samples, "finite", None)  # an Ensemble: drop diverged particles
-        x = samples.x if finite is None else np.asarray(samples.x)[:, np.asarray(finite, bool)]
-    try:
-        x = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("samples: expected an Ensemble or an array (n_saved, n_particles, dim)") from None
+    x = _float_samples(samples, "an Ensemble or an array (n_saved, n_particles, dim)")
     if x.ndim != 3:
         raise ValueError(f"samples: expected shape (n_saved, n_particles, dim), got {x.shape}")
     if not np.all(np.isfinite(x)):

@@ -49,7 +49,7 @@ import numpy as np
 
 from . import _noise
 from ._problem import FORMS, AbstractProblem
-from ._validate import check_finite_array, check_nonneg_int, check_positive, check_positive_int
+from ._validate import check_finite_array, check_nonneg_int, check_positive, check_positive_int, check_save_every
 
 __all__ = ["Ensemble", "simulate", "METHODS"]
 
@@ -546,9 +546,7 @@ def simulate(
     seed = check_nonneg_int(seed, "seed")
     burn_in = check_nonneg_int(burn_in, "burn_in")
     if save_every is not None:
-        save_every = check_positive_int(save_every, "save_every")
-        if n_steps % save_every:
-            raise ValueError(f"save_every: must divide n_steps={n_steps}, got {save_every}")
+        save_every = check_save_every(save_every, n_steps)
     if chunk_size is not None:
         chunk_size = check_positive_int(chunk_size, "chunk_size")
     if n_particles >= _noise.UINT32_LIMIT:

@@ -43,6 +43,16 @@ def check_nonneg_int(value, name: str) -> int:
     return int(value)
 
 
+def check_save_every(save_every, n_steps: int) -> int:
+    """Steps between snapshots: ``n_steps`` for ``None``, else a positive divisor of ``n_steps``."""
+    if save_every is None:
+        return n_steps
+    every = check_positive_int(save_every, "save_every")
+    if n_steps % every:
+        raise ValueError(f"save_every: must divide n_steps={n_steps}, got {every}")
+    return every
+
+
 def check_finite_array(value, name: str, *, ndim=None, shape=None) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)

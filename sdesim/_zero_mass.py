@@ -63,7 +63,7 @@ import scipy.linalg
 from . import _noise
 from ._diffusion import _chol2
 from ._problem import AbstractProblem
-from ._validate import check_finite_array, check_positive, check_positive_int
+from ._validate import check_finite_array, check_positive, check_positive_int, check_save_every
 
 __all__ = [
     "ZeroMassEnsemble",
@@ -207,9 +207,7 @@ def simulate_zero_mass(
     dt = check_positive(dt, "dt")
     n_particles = check_positive_int(n_particles, "n_particles")
     n_steps = check_positive_int(n_steps, "n_steps")
-    every = n_steps if save_every is None else check_positive_int(save_every, "save_every")
-    if n_steps % every:
-        raise ValueError(f"save_every: must divide n_steps={n_steps}, got {every}")
+    every = check_save_every(save_every, n_steps)
     dim = problem.dim
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
 
