@@ -37,7 +37,6 @@ the same numbers whatever ``chunk_size`` or segmenting.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from typing import Callable, Optional
