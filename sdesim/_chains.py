@@ -45,6 +45,17 @@ uniform subset / permutation = ``argsort`` of ``N`` words, normals by
 index, step index) only -- not on how the run is segmented, checkpointed or
 resumed (:func:`stream_chains` resumes bit-identically).
 
+Floating-point contract (docs/reproducibility.md). The random draws are
+exact integer functions of (seed, chain, step), so they agree everywhere.
+The arithmetic that uses them is bit-identical whenever the compiled step is
+the same: across segmenting, save spacing, burn-in splits, checkpoints and
+resume (one ``while`` loop per piece, :func:`_build_segment_raw`), and, with
+``batching="map"`` (each chain a width-1 program), across chain counts.
+With ``batching="vmap"`` the step is compiled for the width ``n_chains``;
+XLA may vectorise another width differently (reduction order, fused
+multiply-adds), so chain ``c`` agrees across chain counts only to rounding:
+``|x_a - x_b| <= n_steps * 64 eps * scale`` for contracting chains (tested).
+
 Outputs: :func:`run_chains` returns an :class:`sdesim.Ensemble`
 (``x (n_saved, n_chains, dim)``), so densities, ``Phi_hat``
 (:func:`sdesim.estimate_potential`), currents and spectra apply unchanged to
@@ -460,14 +471,24 @@ def _build_segment(kernel: ChainKernel, observe: Optional[Callable], batching: s
             obs = None if obs is None else jnp.swapaxes(obs, 0, 1)
             return st, snaps, obs
 
-        return jax.jit(mapped, static_argnames=("n_out", "every"))
+        return jax.jit(mapped, static_argnames=("n_out",))
     step = jax.vmap(kernel.step, in_axes=(0, 0, None))
     obs_fn = None if observe is None else jax.vmap(observe)
-    return jax.jit(_build_segment_raw(step, obs_fn), static_argnames=("n_out", "every"))
+    return jax.jit(_build_segment_raw(step, obs_fn), static_argnames=("n_out",))
 
 
 def _build_segment_raw(step, obs_fn):
+    """``segment(states, keys, k0, n_out, every)``: ``n_out`` snapshots, ``every`` steps apart.
+
+    ``every`` is a traced scalar, so the steps between snapshots form one
+    ``while`` loop whatever their number: XLA cannot unroll it and fuse the
+    arithmetic of neighbouring steps, and a step's floating-point operations
+    are the same whatever the save spacing, burn-in or segmenting.
+    """
+
     def segment(states, keys, k0, n_out, every):
+        every = jnp.asarray(every, k0.dtype)
+
         def inner(st, i):
             s0 = k0 + i * every
             st = jax.lax.fori_loop(0, every, lambda j, s: step(s, keys, s0 + j), st)
@@ -515,8 +536,11 @@ def run_chains(kernel: ChainKernel, x0, *, n_chains: int, n_steps: int, seed: in
     ``batching="vmap"`` (default) advances all chains together (best for many
     cheap chains and on accelerators); ``"map"`` runs the chains one after
     another inside the compiled program (best on CPU for a few chains of a
-    network, whose matmuls batch poorly under vmap). Both obey the same
-    randomness contract; they may differ in the last bits of floating point.
+    network, whose matmuls batch poorly under vmap). Both draw the same
+    random numbers; they may differ in the last bits of floating point.
+    ``"map"`` gives chain ``c`` the same numbers bit for bit whatever
+    ``n_chains``; ``"vmap"`` only to rounding (the module's floating-point
+    contract).
     """
     n_chains, n_steps, every, burn_in, seed = _check_run(kernel, n_chains, n_steps, save_every, burn_in, seed)
     dtype = jnp.dtype(dtype)

@@ -62,3 +62,30 @@ def sample_anisotropic_double_well(n, beta_inv, seed, a=0.3):
     x1 = np.interp(rng.random(n), c, g)
     x2 = -a * x1 / 2 + np.sqrt(beta_inv) * rng.normal(size=n)
     return np.stack([x1, x2], -1)
+
+
+def assert_equal_to_rounding(a, b, n_steps, *, ulps=64):
+    """``a`` and ``b`` agree up to per-step rounding: ``|a - b| <= n_steps * ulps * eps * max|a|``.
+
+    For runs of the same particles/chains compiled for other shapes (particle or
+    chain count, cache block, host chunk, device or process count): XLA may
+    vectorise another width differently (reduction order, fused multiply-adds),
+    so each step may round differently by a few ulps. Over the short, contracting
+    runs used in the tests these errors add up at most linearly; a real mistake
+    (another particle's noise, a wrong step index) differs by O(1).
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    tol = n_steps * ulps * np.finfo(a.dtype).eps * np.abs(a).max()
+    err = np.abs(a.astype(np.float64) - b).max()
+    assert err <= tol, f"max |a - b| = {err:.3g} > {tol:.3g} ({n_steps} steps x {ulps} ulps)"
+
+
+def near_bin_edges(samples, box, bins, tol):
+    """Number of samples within ``tol`` of an edge of a ``bins x bins`` grid on ``box`` (any axis)."""
+    s = np.asarray(samples, np.float64)
+    near = np.zeros(s.shape[0], bool)
+    for j, (lo, hi) in enumerate(box):
+        u = (s[:, j] - lo) / (hi - lo) * bins
+        near |= np.abs(u - np.rint(u)) * (hi - lo) / bins < tol
+    return int(near.sum())

@@ -143,21 +143,33 @@ def test_sampling_schemes_draw_what_they_claim(N):
     assert np.all(np.abs(freq - p) < 5 * np.sqrt(b / N * (1 - 1 / N) / (30 * 64)))
 
 
+@pytest.mark.repro
 def test_randomness_independent_of_segmenting_and_chain_count():
     A, y, fs = _linreg()
     ker = C.sgd(fs, 0.05, 3, sampling="subset")
-    a = C.run_chains(ker, np.zeros(2), n_chains=5, n_steps=40, save_every=2, seed=9, dtype="float64")
-    b = C.run_chains(ker, np.zeros(2), n_chains=5, n_steps=40, save_every=2, seed=9, dtype="float64",
-                     max_segment_bytes=5 * 2 * 8 * 3)
-    c = C.run_chains(ker, np.zeros(2), n_chains=3, n_steps=40, save_every=2, seed=9, dtype="float64")
+    kw = dict(n_steps=40, save_every=2, seed=9, dtype="float64")
+    a = C.run_chains(ker, np.zeros(2), n_chains=5, **kw)
+    # bit for bit by construction (the same compiled step): segmenting, burn-in splits
+    b = C.run_chains(ker, np.zeros(2), n_chains=5, max_segment_bytes=5 * 2 * 8 * 3, **kw)
     np.testing.assert_array_equal(a.x, b.x)
-    np.testing.assert_array_equal(a.x[:, :3], c.x)
-    d = C.run_chains(ker, np.zeros(2), n_chains=5, n_steps=40, save_every=2, seed=10, dtype="float64")
-    assert not np.array_equal(a.x, d.x)
-    # a burn-in is the same as running and dropping the first snapshots
-    e = C.run_chains(ker, np.zeros(2), n_chains=5, n_steps=30, save_every=2, burn_in=10, seed=9, dtype="float64")
+    e = C.run_chains(ker, np.zeros(2), n_chains=5, **{**kw, "n_steps": 30, "burn_in": 10})
     np.testing.assert_array_equal(e.x, a.x[5:])
     np.testing.assert_array_equal(e.step, a.step[5:])
+    d = C.run_chains(ker, np.zeros(2), n_chains=5, **{**kw, "seed": 10})
+    assert not np.allclose(a.x, d.x)
+    # the random draws depend on (seed, chain, step) only: exact integers
+    np.testing.assert_array_equal(C.chain_keys(9, 0, 5)[:3], C.chain_keys(9, 0, 3))
+    # batching="map" runs every chain as its own width-1 program: exact across chain counts
+    am = C.run_chains(ker, np.zeros(2), n_chains=5, batching="map", **kw)
+    cm = C.run_chains(ker, np.zeros(2), n_chains=3, batching="map", **kw)
+    np.testing.assert_array_equal(am.x[:, :3], cm.x)
+    # batching="vmap" compiles the step for the width n_chains: equal to rounding only. SGD on
+    # this least-squares loss contracts (lr * lambda_max(A^T A / N) < 2), so per-step rounding
+    # errors (a few ulps of |x|, well under 64) add up at most linearly over the 40 steps.
+    c = C.run_chains(ker, np.zeros(2), n_chains=3, **kw)
+    tol = 40 * 64 * np.finfo(np.float64).eps * np.abs(a.x).max()
+    assert np.abs(a.x[:, :3] - c.x).max() <= tol
+    assert np.abs(a.x - am.x).max() <= tol
 
 
 def test_optax_optimizer_plugs_in():

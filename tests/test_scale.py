@@ -1,18 +1,26 @@
 """Scale-out paths: sharding over (fake) devices and in-loop reducers give the same numbers."""
 
+import os
+
 import jax
 import numpy as np
 import pytest
 
 import sdesim
+from _stats import assert_equal_to_rounding, near_bin_edges
+
+needs4 = pytest.mark.skipif(len(jax.devices()) < 4, reason="needs 4 (fake) devices: SDESIM_CPU_DEVICES=4")
 
 BOX = [[-3.0, 3.0], [-3.0, 3.0]]
 
 
 def test_fake_devices_present():
-    assert len(jax.devices()) == 4  # conftest: --xla_force_host_platform_device_count=4
+    n = int(os.environ.get("SDESIM_CPU_DEVICES", "4"))  # conftest fakes this many CPU devices
+    assert len(jax.devices()) == n
 
 
+@needs4
+@pytest.mark.repro
 @pytest.mark.parametrize("n", [4096, 5001])  # divisible and not divisible by the device count
 def test_sharded_run_equals_single_device(n):
     p = sdesim.problems.rotating_double_well(1.5)
@@ -20,22 +28,28 @@ def test_sharded_run_equals_single_device(n):
     a = sdesim.simulate(p, devices=1, **kw)
     b = sdesim.simulate(p, devices=4, **kw)
     c = sdesim.simulate(p, devices=2, chunk_size=3000, **kw)
-    np.testing.assert_array_equal(a.x, b.x)
-    np.testing.assert_array_equal(a.x, c.x)
+    # each device runs a narrower program: the same draws, equal to rounding (80 steps)
+    assert_equal_to_rounding(a.x, b.x, 80)
+    assert_equal_to_rounding(a.x, c.x, 80)
 
 
+@pytest.mark.repro
 def test_stats_reducers_equal_trajectory_statistics():
     p = sdesim.problems.anisotropic_double_well(0.5)
     kw = dict(beta_inv=0.5, n_particles=3000, n_steps=200, dt=0.01, seed=2, save_every=50, burn_in=100)
     a = sdesim.simulate(p, **kw)
-    for devices, block in ((1, 8192), (4, 1000)):
+    for devices, block in ((1, 8192), (min(4, len(jax.devices())), 1000)):
         s = sdesim.simulate(p, keep="stats", stats_bins=24, stats_box=BOX, devices=devices, block_size=block, **kw)
         assert s.x is None and s.stats["n"] == a.samples().shape[0]
         np.testing.assert_allclose(s.mean(), a.mean(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(s.cov(), a.cov(), rtol=1e-4, atol=1e-6)
         smp = a.samples()
         H, _, _ = np.histogram2d(smp[:, 0], smp[:, 1], bins=24, range=BOX)
-        np.testing.assert_array_equal(s.stats["hist"], H.astype(np.int64))
+        # another compiled program (in-loop reducers, other widths) rounds differently, so a
+        # sample within rounding of a bin edge may land in the neighbouring bin (float32 x,
+        # 300 steps of a few ulps); none may move further
+        moved = np.abs(s.stats["hist"] - H.astype(np.int64)).sum()
+        assert moved <= 2 * near_bin_edges(smp, BOX, 24, 300 * 64 * np.finfo(np.float32).eps * 3.0), moved
         with pytest.raises(ValueError, match="^samples"):
             s.samples()
 
@@ -90,6 +104,7 @@ def test_low_rank_noise_in_high_dimension():
     assert np.linalg.norm(C - Cpred) / np.linalg.norm(Cpred) < 0.25
 
 
+@pytest.mark.repro
 def test_multi_process_slices_union_equals_single_process():
     """Each of P processes integrates its slice; concatenated they equal one process."""
     p = sdesim.problems.rotating_double_well(0.5)
@@ -97,7 +112,7 @@ def test_multi_process_slices_union_equals_single_process():
     full = sdesim.simulate(p, **kw)
     parts = [sdesim.simulate(p, process_index=i, process_count=3, **kw) for i in range(3)]
     assert [q.particle_offset for q in parts] == [0, 333, 667]
-    np.testing.assert_array_equal(np.concatenate([q.x for q in parts], axis=1), full.x)
+    assert_equal_to_rounding(np.concatenate([q.x for q in parts], axis=1), full.x, 40)
 
 
 def test_two_real_processes_with_jax_distributed(tmp_path):
@@ -124,4 +139,4 @@ def test_two_real_processes_with_jax_distributed(tmp_path):
     x = np.concatenate([q["x"] for q in parts], axis=1)
     full = sdesim.simulate(sdesim.problems.rotating_double_well(1.5), beta_inv=1.0, n_particles=3001,
                            n_steps=40, dt=0.01, seed=0, save_every=20)
-    np.testing.assert_array_equal(x, full.x)
+    assert_equal_to_rounding(x, full.x, 40)

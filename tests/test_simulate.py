@@ -8,7 +8,7 @@ import scipy.linalg
 import sdesim
 from sdesim._integrate import compiled_cache_size
 
-from _stats import bin_probs_2d, expected_tv_sampling, group_se, hist2d, tv
+from _stats import assert_equal_to_rounding, bin_probs_2d, expected_tv_sampling, group_se, hist2d, tv
 
 F3 = np.array([[1.0, 0.8, 0.0], [-0.5, 1.5, 0.3], [0.0, -0.4, 0.7]])  # non-symmetric, stable
 D3 = np.array([[1.0, 0.3, 0.0], [0.3, 0.5, 0.1], [0.0, 0.1, 0.8]])  # anisotropic
@@ -143,21 +143,26 @@ def test_state_dependent_problem_forms_agree_with_exact_density():
     assert tv(hists["ito"], hists["atype"]) < 0.01
 
 
+@pytest.mark.repro
 def test_same_seed_same_numbers_whatever_chunking():
     p = sdesim.problems.rotating_double_well(1.5)
     kw = dict(beta_inv=1.0, n_particles=1000, n_steps=60, dt=0.01, seed=7, save_every=20, burn_in=10)
     a = sdesim.simulate(p, **kw)
+    # time pieces run one compiled program with a runtime step count: bit for bit
+    np.testing.assert_array_equal(a.x, sdesim.simulate(p, checkpoint_every=7, **kw).x)
+    # host chunks, cache blocks and a prefix of particles change the compiled width: the
+    # same draws, equal to rounding
     b = sdesim.simulate(p, chunk_size=300, block_size=128, **kw)
     c = sdesim.simulate(p, chunk_size=999, **kw)
-    np.testing.assert_array_equal(a.x, b.x)
-    np.testing.assert_array_equal(a.x, c.x)
-    # a prefix of particles is the same whatever n_particles
+    assert_equal_to_rounding(a.x, b.x, 70)
+    assert_equal_to_rounding(a.x, c.x, 70)
     d = sdesim.simulate(p, **{**kw, "n_particles": 10})
-    np.testing.assert_array_equal(a.x[:, :10], d.x)
+    assert_equal_to_rounding(a.x[:, :10], d.x, 70)
     e = sdesim.simulate(p, **{**kw, "seed": 8})
     assert not np.allclose(a.x, e.x)
 
 
+@pytest.mark.repro
 def test_noise_golden_values():
     """Pins the randomness contract: normals of particle 3 at step 5, seed 0."""
     from sdesim._noise import particle_keys, step_normals
@@ -168,6 +173,7 @@ def test_noise_golden_values():
     np.testing.assert_allclose(z, ref, rtol=1e-6)
 
 
+@pytest.mark.repro
 def test_ensemble_noise_golden_values():
     """Pins the ensemble stream of simulate: normals of particles 3, 4 at step 5, seed 0, noise_dim 3."""
     import jax.numpy as jnp
@@ -183,6 +189,7 @@ def test_ensemble_noise_golden_values():
     np.testing.assert_array_equal(w, [457863952, 3141591078, 127722968, 710403550])
 
 
+@pytest.mark.repro
 def test_simulate_step_is_euler_with_the_pinned_normals():
     """One EM step of simulate equals x0 + b(x0) dt + sqrt(2 beta^-1 dt) L z with the stream's z."""
     import jax.numpy as jnp
