@@ -1,4 +1,4 @@
-"""Memory-bounded scale runs (issue 8): peak memory and throughput at size.
+"""Memory-bounded scale runs: peak memory and throughput at size.
 
 1. Example 19, 10^7 particles in 2D for 10^4 steps, statistics only
    (``keep="stats"``: running mean / covariance / histogram inside the loop),

@@ -1,6 +1,6 @@
 """Figs. 1-2 analogue: eigenspectrum of the diffusion matrix D during training.
 
-For small-fc and small-lenet on the 8x8 digits (PAPER.md §6) and on two
+For small-fc and small-lenet on the 8x8 digits (docs/paper.md §10) and on two
 variants that change the diversity of the data (Remark 14: more diverse data
 => larger eigenvalues of D):
 
@@ -33,7 +33,8 @@ import numpy as np
 import sdesim.nn as nn
 from _figio import parser, save_figure
 
-# PAPER.md §6: (eigenvalue mean, std, rank %) as reported by Chaudhari & Soatto.
+# Figs. 1-2 of Chaudhari & Soatto (2018): (eigenvalue mean, std, rank %) as published
+# (docs/paper.md §10).
 PAPER = {
     "mnist small-lenet": {"mean": 0.3e-3, "std": 2.11e-3, "rank_percent": 1.8},
     "mnist small-fc": {"mean": 0.9e-3, "std": 18.5e-3, "rank_percent": 0.6},

@@ -1,6 +1,6 @@
 """Fig. 4: Example 19 (double well with rotation) at lam = 0, 0.5, 1.5.
 
-PAPER.md §5: ``Phi = (x1^2 - 1)^2/4 + x2^2/2``, ``D = I``, ``beta = 1``,
+docs/paper.md §7: ``Phi = (x1^2 - 1)^2/4 + x2^2/2``, ``D = I``, ``beta = 1``,
 ``j = lam exp(Phi) J_ss``, ``J_ss = exp(-r^4/4)(-x2, x1)``, drift
 ``-grad f = -grad Phi + j``.
 
@@ -108,8 +108,8 @@ def main(argv=None) -> int:
     sim = dict(n_particles=100 if q else 1000, n_steps=2000 if q else 40000, dt=0.005, save_every=2,
                burn_in=200 if q else 4000)
 
-    data = {"definitions": "PAPER.md §5: drift -grad f = -grad Phi + lam exp(Phi - r^4/4) (-x2, x1); "
-                           "D = I, beta = 1; Fokker-Planck steady state exp(-Phi)/Z for every lam",
+    data = {"definitions": "Example 19 (docs/paper.md §7): drift -grad f = -grad Phi + lam exp(Phi - r^4/4) "
+                           "(-x2, x1); D = I, beta = 1; Fokker-Planck steady state exp(-Phi)/Z for every lam",
             "lam": {}}
     fig, axes = plt.subplots(3, 3, figsize=(15, 14.5))
     ng, dens = (80, 0.6) if q else (200, 1.0)  # plot grid and streamline density
@@ -242,8 +242,8 @@ def main(argv=None) -> int:
     ex = data["lam"]["1.5"]["trace_drift_example"]
     cur = data["lam"]["1.5"]["current"]
     verdict = (
-        "Under PAPER.md's exact definitions the lam = 1.5 claim (limit cycles around the saddle at the "
-        "origin) does NOT hold for the deterministic drift -grad f: for lam > exp(-1/4) = 0.7788 the two "
+        "Under the paper's exact definitions (docs/paper.md §7) the lam = 1.5 claim (limit cycles around the "
+        "saddle at the origin) does NOT hold for the deterministic drift -grad f: for lam > exp(-1/4) = 0.7788 the two "
         "shifted critical points have merged into the origin, which is no longer a saddle of the drift "
         "(Jacobian [[1, -w], [w, -1]], w = lam e^{1/4}: trace 0, det = lam^2 sqrt(e) - 1 = "
         f"{lam**2 * math.exp(0.5) - 1:.3f} > 0, eigenvalues ±{math.sqrt(lam**2 * math.exp(0.5) - 1):.4f} i). "
@@ -251,7 +251,7 @@ def main(argv=None) -> int:
         f"({ex['status']}) circles the origin with period -> {ex['rotation_period_linear']:.3f} while its radius "
         f"decays algebraically, r ~ t^(-1/2) (fitted slope {data['drift_lam1.5_radius_decay']['slope_100_to_T']:.3f}); "
         "no isolated periodic orbit exists (averaged radial drift is negative at every radius). "
-        "The claim is reproduced by the convention of Lemma 7 / the talk: the most likely trajectories "
+        "The claim is reproduced by the convention of Lemma 7: the most likely trajectories "
         "follow dx/dt = j(x) (the leftover force alone), whose orbits are circles |x| = const around the origin "
         "(the saddle of Phi), a continuum of neutral cycles (Floquet multiplier 1), periods from "
         f"{min(data['j_flow_lam1.5']['period']):.2f} to {max(data['j_flow_lam1.5']['period']):.2f} for the radii "

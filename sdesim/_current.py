@@ -2,7 +2,7 @@ r"""Stationary probability current from particle snapshots.
 
 For the Itô SDE ``dx = b dt + sqrt(2 beta^-1 D) dW`` the probability current
 is ``J = b rho - beta^-1 div(D rho)`` (row-wise divergence), and in the steady
-state ``J = j rho_ss`` (PAPER.md §2). ``J`` is the Stratonovich mean velocity
+state ``J = j rho_ss`` (docs/paper.md §1). ``J`` is the Stratonovich mean velocity
 density, ``J(x) = E[ dx/dt ∘ delta(x - x_t) ]``, which we estimate from
 snapshots ``x_k`` spaced ``tau`` apart by *midpoint binning* of the velocity
 increments (the Stratonovich rule; binning at ``x_k`` instead would estimate

@@ -100,7 +100,7 @@ class AbstractProblem(eqx.Module):
         return self.grad_f(x) + self.drift(x, beta_inv, "atype")
 
     def leftover_force(self, x: Float[Array, " dim"], beta_inv) -> Float[Array, " dim"]:
-        """``j = -grad f + D grad Phi - beta^-1 div D`` (PAPER.md §2)."""
+        """``j = -grad f + D grad Phi - beta^-1 div D`` (Lemma 7; docs/paper.md §1)."""
         D = self.diffusion.matrix(x)
         return -self.grad_f(x) + D @ self.grad_phi(x) - beta_inv * self.diffusion.divergence(x)
 

@@ -3,7 +3,7 @@ for low-frequency / periodic structure against Brownian motion.
 
 Everything here is generic over a trajectory array ``x`` of shape
 ``(n_time, dim)`` sampled every ``dt`` (e.g. the weights of a network along
-SGD, PAPER.md §6, Fig. 3, or one particle of an :class:`~sdesim.Ensemble`).
+SGD, Fig. 3 of the paper, docs/paper.md §11, or one particle of an :class:`~sdesim.Ensemble`).
 Arrays are processed in blocks of coordinates, so a ``(1e5, 1e3)`` trajectory
 needs only a few hundred MB at any time.
 

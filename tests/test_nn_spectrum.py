@@ -264,7 +264,7 @@ def test_exported_noise_drives_the_sde():
 def test_weight_space_sde_with_measured_noise():
     """End to end: measured D -> LowRankDiagonal -> SDE over the d = 917 weights of tiny-fc.
 
-    SGD's SDE (PAPER.md §1) with dt = lr and beta^-1 = lr / (2 b) lowers the
+    SGD's SDE (docs/paper.md §1) with dt = lr and beta^-1 = lr / (2 b) lowers the
     training loss from the initial weights, and stays finite.
     """
     import sdesim

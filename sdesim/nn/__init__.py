@@ -1,5 +1,5 @@
 """Deep networks: data, small models, training, per-example gradients and the
-diffusion matrix ``D`` with its eigenspectrum (PAPER.md §1, §6; docs/nn.md).
+diffusion matrix ``D`` with its eigenspectrum (docs/paper.md §1, §10; docs/nn.md).
 
 Typical use::
 

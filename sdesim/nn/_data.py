@@ -10,7 +10,7 @@ Conventions
   the training split only and applied unchanged to the validation split.
 * Nothing is ever downloaded. :func:`load_digits` uses the 8x8 digits bundled
   with scikit-learn (1 797 images, 10 classes) -- the CPU stand-in for
-  down-sampled MNIST (PAPER.md §6). :func:`load_mnist` and :func:`load_cifar`
+  down-sampled MNIST (docs/paper.md §10). :func:`load_mnist` and :func:`load_cifar`
   read files from a path the user gives and raise
   :class:`FileNotFoundError` / :class:`DataFileError` naming the missing or
   malformed file.

@@ -1,4 +1,4 @@
-"""Small equinox networks mirroring the paper's (PAPER.md §6), scaled to 8x8 digits.
+"""Small equinox networks mirroring the paper's (docs/paper.md §10), scaled to 8x8 digits.
 
 Every model is a :class:`Sequential` of batch-level layers: it maps a batch of
 images ``(B, C, H, W)`` to logits ``(B, n_classes)``.

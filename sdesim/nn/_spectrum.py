@@ -1,4 +1,4 @@
-"""The diffusion matrix ``D`` of a network and its eigenspectrum (PAPER.md §1, §6).
+"""The diffusion matrix ``D`` of a network and its eigenspectrum (docs/paper.md §1, §10).
 
 Definition (per-example gradient covariance, independent of lr and b)::
 
