@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jax
 
-from bench_ensemble import make_problems, run_scan, timeit  # noqa: E402
+from sdesim.experiments.bench import make_problems, run_scan, timeit  # noqa: E402
 
 
 def main():

@@ -5,7 +5,7 @@ steps (accumulated so nothing is optimised away), median of ``--repeats``
 warm calls, for:
 
 * ``sdesim_stream`` -- sdesim's counter-based ensemble stream
-  (:mod:`sdesim._noise`: ``threefry2x32(k_j, (particle, step))``), the one
+  (:mod:`sdesim.noise`: ``threefry2x32(k_j, (particle, step))``), the one
   ``sdesim.simulate`` uses; bit-identical whatever chunking, devices, resume;
 * ``jax_threefry2x32`` / ``jax_rbg`` / ``jax_unsafe_rbg`` --
   ``jax.random.normal(fold_in(key(seed, impl=...), step), (noise_dim, n))``.
@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sdesim import _noise
+from sdesim import noise as _noise
 
 ROOT = Path(__file__).resolve().parent.parent
 

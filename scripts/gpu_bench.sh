@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU benchmark (issue 8): run on a machine with a CUDA GPU and jax[cuda] already
+# GPU benchmark: run on a machine with a CUDA GPU and jax[cuda] already
 # installed (installs nothing). Takes under 5 minutes on an H100/H200-class GPU.
 # Writes benchmarks/ensemble_gpu*.{json,md} and benchmarks/scale_gpu.json, and
 # copies them to $OUT when that is set (the device tool's output folder).

@@ -20,17 +20,6 @@ import numpy as np
 __all__ = ["simulate_diffrax"]
 
 
-def _factor_fn(diffusion):
-    """``x -> L(x)`` as a ``(dim, noise_dim)`` matrix: the noise model applied to the identity's columns."""
-    nd = diffusion.noise_dim
-
-    def factor(x):
-        e = jnp.eye(nd, dtype=x.dtype)
-        return jax.vmap(lambda z: diffusion.apply(x, z), in_axes=1, out_axes=1)(e)
-
-    return factor
-
-
 def simulate_diffrax(problem, x_init, *, beta_inv, n_steps, dt, seed, form, save_every, burn_in,
                      dtype, solver=None, adaptive=False):
     from ._integrate import Ensemble, _cast_floats, _divergence_report
@@ -44,7 +33,7 @@ def simulate_diffrax(problem, x_init, *, beta_inv, n_steps, dt, seed, form, save
     t1 = float((burn_in + n_steps) * dt)
     ts = jnp.asarray(steps * dt, dtype)
     diff = problem.diffusion
-    factor = _factor_fn(diff)
+    factor = diff.factor
     scale = float(np.sqrt(2.0 * beta_inv))
     nd = diff.noise_dim
 

@@ -1,21 +1,17 @@
 """The benchmark's hand-written NumPy peers integrate the same SDEs as sdesim.
 
-``scripts/bench_ensemble.py`` times vectorised NumPy with drifts and noise
+``sdesim bench`` (:mod:`sdesim.experiments.bench`) times vectorised NumPy with drifts and noise
 factors written out by hand; a ratio against them only means something if
 they are the same functions. Compared here against the problems' own autodiff
 drift and noise factor at random points.
 """
-
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import bench_ensemble as be  # noqa: E402
+from sdesim.experiments import bench as be
 
 
 @pytest.mark.parametrize("name", ["ex19", "ou64", "statedep"])

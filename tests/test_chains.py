@@ -1,4 +1,4 @@
-"""Chains as particles (sdesim._chains): distributions against exact discrete-chain results.
+"""Chains as particles (sdesim.chains): distributions against exact discrete-chain results.
 
 Stationary statistics are compared with closed forms using standard errors from batch
 means over independent groups of chains (snapshots spaced by >= 3 relaxation times).
@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import scipy.linalg
 
 import sdesim
-from sdesim import _chains as C
-from sdesim import _sgd_theory as T
+from sdesim import chains as C
+from sdesim import chains as T
 
 
 def _linreg(N=20, d=2, seed=0):
@@ -214,11 +214,11 @@ def test_bad_input_names_the_field():
 
 def test_toy2d_sgd_close_to_sde_far_from_langevin():
     """2D SGD-on-data toy: TV(SGD, SDE(D)) at the sampling floor, TV(SGD, Langevin) ~ 0.5."""
-    from sdesim import _toy2d
+    from sdesim import experiments
 
-    toy = _toy2d.toy_regression_2d()
+    toy = experiments.toy_regression_2d()
     np.testing.assert_allclose(np.asarray(toy.fs.full_grad(jnp.asarray(toy.x_star))), 0, atol=1e-12)
-    r = _toy2d.compare_2d(toy, n_chains=400, n_snapshots=12, n_boot=5, current_steps=0, fp_cells=80)
+    r = experiments.compare_2d(toy, n_chains=400, n_snapshots=12, n_boot=5, current_steps=0, fp_cells=80)
     # two independent histograms of this size differ by about tv_floor from sampling alone
     assert r["tv_sgd_sde"] < 1.3 * r["tv_floor"]
     assert r["tv_sde_exact"] < r["tv_floor"]  # the SDE chains sample the exact Fokker-Planck solution
@@ -230,10 +230,10 @@ def test_toy2d_sgd_close_to_sde_far_from_langevin():
 
 @pytest.mark.slow
 def test_toy2d_sgd_mode_is_not_argmin_f():
-    from sdesim import _toy2d
+    from sdesim import experiments
 
-    toy = _toy2d.toy_regression_2d()
-    r = _toy2d.compare_2d(toy, n_chains=2000, n_snapshots=60, n_boot=30, current_steps=0)
+    toy = experiments.toy_regression_2d()
+    r = experiments.compare_2d(toy, n_chains=2000, n_snapshots=60, n_boot=30, current_steps=0)
     assert r["mode_shift"] > 2 * r["mode_shift_stderr"]
     assert r["mode_shift_exact_sde"] > 0.004  # the exact SDE mode is off argmin f too
     assert r["tv_sgd_sde"] < 1.3 * r["tv_floor"] and r["tv_sgd_langevin"] > 0.4

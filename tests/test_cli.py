@@ -193,7 +193,7 @@ def test_bad_config_one_line_exit_2(tmp_path, text, field):
 @pytest.mark.parametrize("text, field", BAD_CHAINS, ids=[f for _, f in BAD_CHAINS])
 def test_bad_chain_config_python_value_error(tmp_path, text, field):
     """The Python API raises ValueError with the message the command line prints."""
-    from sdesim._config import load_config
+    from sdesim.cli import load_config
 
     cfg = _write(tmp_path, text)
     with pytest.raises(ValueError) as e:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sdesim._config import experiment_kind, load_config
+from sdesim.cli import experiment_kind, load_config
 from sdesim.cli import app
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
@@ -53,9 +53,9 @@ def _check_longrun(s, out):
         np.testing.assert_array_equal(f["x"][-1], f["w_final"][...])
         w = f["x"][-1, 0]
     # the summary's loss is the chains' f at the final weights (the model is rebuilt, not copied)
-    from sdesim import _longrun
+    from sdesim import experiments
 
-    fs, _, _ = _longrun.digits_finite_sum(0)
+    fs, _, _ = experiments.digits_finite_sum(0)
     assert sgd["train_loss"][0] == pytest.approx(float(fs.value(w)), rel=1e-4)
     assert (out / "longrun.png").exists()
 

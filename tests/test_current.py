@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import sdesim
-from sdesim._current import cell_average_exact_current, exact_current_rotating_double_well
+from sdesim.analysis import cell_average_exact_current, exact_current_rotating_double_well
 
 
 def test_rigid_rotation_exact():

@@ -10,7 +10,7 @@ import scipy.integrate
 import scipy.optimize
 
 import sdesim
-from sdesim._cycles import trace_limit_cycle
+from sdesim.analysis import trace_limit_cycle
 
 # monomials of degree <= 3 in (x, y): one compiled program serves every
 # polynomial field below (the coefficients are traced arrays)

@@ -6,7 +6,7 @@ import scipy.stats
 
 import sdesim
 from _stats import sample_anisotropic_double_well
-from sdesim._density import estimate_potential
+from sdesim.analysis import estimate_potential
 
 A = 0.3  # anisotropic_double_well's default coupling
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import sdesim
-from sdesim._fokker_planck import fokker_planck_2d, stationary_density_2d
+from sdesim.analysis import fokker_planck_2d, stationary_density_2d
 
 BOX = ((-3.5, 3.5), (-3.5, 3.5))
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import sdesim
-from sdesim._fokker_planck import fokker_planck_2d
-from sdesim._free_energy import free_energy
+from sdesim.analysis import fokker_planck_2d
+from sdesim.analysis import free_energy
 
 
 def test_free_energy_decreases_and_matches_fokker_planck():

@@ -13,13 +13,13 @@ import pytest
 
 import jax.numpy as jnp
 
-from sdesim import _chains as C
+from sdesim import chains as C
 
 _SCRIPT = textwrap.dedent(
     """
     import sys, time
     import numpy as np, jax.numpy as jnp
-    from sdesim import _chains as C
+    from sdesim import chains as C
     rng = np.random.default_rng(0)
     A = rng.normal(size=(30, 3)); y = A @ np.ones(3) + rng.normal(size=30)
     fs = C.FiniteSum(lambda x, a, yk: 0.5 * (a @ x - yk) ** 2, (jnp.asarray(A), jnp.asarray(y)), 3)
@@ -95,10 +95,9 @@ def test_stream_refuses_other_parameters(tmp_path):
 
 def test_tiny_fc_problem_and_sgld_noise_power():
     """tiny-fc on 5-class 7x7 digits; SGLD's noise power tr D/d against sdesim.nn's own code path."""
-    from sdesim import _longrun
-    from sdesim import nn
+    from sdesim import experiments, nn
 
-    fs, w0, meta = _longrun.digits_finite_sum(0)
+    fs, w0, meta = experiments.digits_finite_sum(0)
     assert meta["dim"] == 917 and meta["n_data"] == 721
     # noise power tr D / d against the nn module's independent per-example gradients
     model = nn.tiny_fc(__import__("jax").random.PRNGKey(0))
@@ -109,13 +108,13 @@ def test_tiny_fc_problem_and_sgld_noise_power():
 
 @pytest.mark.slow
 def test_tiny_fc_longrun_small(tmp_path):
-    from sdesim import _longrun
+    from sdesim import experiments
 
-    fs, _, _ = _longrun.digits_finite_sum(0)
+    fs, _, _ = experiments.digits_finite_sum(0)
     out = str(tmp_path / "lr")
-    s = _longrun.longrun(out, epochs=48, burn_in_epochs=2, n_chains=2, sgld_chains=1, chunk_epochs=20)
+    s = experiments.longrun(out, epochs=48, burn_in_epochs=2, n_chains=2, sgld_chains=1, chunk_epochs=20)
     assert s["steps_per_epoch"] == 721 // 32
-    res = _longrun.analyse(os.path.join(out, "sgd"), max_lag=2)
+    res = experiments.analyse_longrun(os.path.join(out, "sgd"), max_lag=2)
     x = C.load_stream(os.path.join(out, "sgd"), chain=0)
     assert x.shape == (48, 917) and res["grad_norm"].shape == (48, 2)
     g = np.linalg.norm(np.asarray(fs.full_grad(jnp.asarray(x[-1])))) / np.sqrt(917)

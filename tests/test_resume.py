@@ -94,7 +94,7 @@ def test_corrupted_checkpoint_is_reported_not_loaded(reference, tmp_path, damage
 
 
 def test_checkpoint_checksum_detects_altered_state(tmp_path):
-    from sdesim._run import CheckpointError, load_checkpoint, save_checkpoint
+    from sdesim.cli import CheckpointError, load_checkpoint, save_checkpoint
 
     p = tmp_path / "c.npz"
     save_checkpoint(p, dict(x=np.ones((3, 2), np.float32), chunk_start=0, piece=1, step=10, k=0))

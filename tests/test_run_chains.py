@@ -74,7 +74,7 @@ def test_chain_run_never_overwrites(tmp_path, name):
 
 
 def test_python_api_raises_value_error():
-    import sdesim._config as config
+    from sdesim import cli as config
 
     cfg = config.load_config(CONFIGS / "sgd_toy2d.toml")
     cfg["temperature"]["batch"] = 0

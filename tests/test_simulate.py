@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 
 import sdesim
-from sdesim._integrate import compiled_cache_size
+from sdesim import compiled_cache_size
 
 from _stats import assert_equal_to_rounding, bin_probs_2d, expected_tv_sampling, group_se, hist2d, tv
 
@@ -165,7 +165,7 @@ def test_same_seed_same_numbers_whatever_chunking():
 @pytest.mark.repro
 def test_noise_golden_values():
     """Pins the randomness contract: normals of particle 3 at step 5, seed 0."""
-    from sdesim._noise import particle_keys, step_normals
+    from sdesim.noise import particle_keys, step_normals
 
     kd = particle_keys(0, 3, 1)[0]
     z = np.asarray(step_normals(kd, 5, 3))
@@ -178,7 +178,7 @@ def test_ensemble_noise_golden_values():
     """Pins the ensemble stream of simulate: normals of particles 3, 4 at step 5, seed 0, noise_dim 3."""
     import jax.numpy as jnp
 
-    from sdesim._noise import normals, rademacher_words, stream_keys
+    from sdesim.noise import normals, rademacher_words, stream_keys
 
     z = np.asarray(normals(stream_keys(0, 3, 0), jnp.array([3, 4], jnp.uint32), 5, 3))
     ref = np.array([[0.43400105834007263, -0.30906185507774353],
@@ -194,7 +194,7 @@ def test_simulate_step_is_euler_with_the_pinned_normals():
     """One EM step of simulate equals x0 + b(x0) dt + sqrt(2 beta^-1 dt) L z with the stream's z."""
     import jax.numpy as jnp
 
-    from sdesim._noise import normals, rademacher_signs, rademacher_words, stream_keys
+    from sdesim.noise import normals, rademacher_signs, rademacher_words, stream_keys
 
     rng = np.random.default_rng(3)
     F = np.array([[1.0, 0.4, 0.0], [-0.4, 1.5, 0.2], [0.0, -0.2, 0.8]])
@@ -220,7 +220,7 @@ def test_ensemble_noise_is_standard_normal_and_independent():
 
     import jax.numpy as jnp
 
-    from sdesim._noise import normals, stream_keys
+    from sdesim.noise import normals, stream_keys
 
     m = 20000
     z = np.asarray(normals(stream_keys(1, 4, 0), jnp.arange(m, dtype=jnp.uint32), 17, 4))  # (4, m)
@@ -237,7 +237,7 @@ def test_noise_is_standard_normal():
 
     import jax
 
-    from sdesim._noise import particle_keys, step_normals
+    from sdesim.noise import particle_keys, step_normals
 
     kd = particle_keys(1, 0, 20000)
     z = np.asarray(jax.vmap(lambda k: step_normals(k, 17, 2))(kd))

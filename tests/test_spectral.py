@@ -8,7 +8,7 @@ import pytest
 import scipy.stats
 
 import sdesim
-from sdesim._spectral import Z99
+from sdesim.analysis import Z99
 
 
 def test_brownian_increment_spectrum_is_flat():

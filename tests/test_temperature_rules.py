@@ -1,16 +1,16 @@
 """Temperature rules as experiments: Remark 12 (without replacement) and Remark 11 (linear scaling).
 
 Measured stationary variances of SGD on least squares against the exact discrete chain
-(sdesim._sgd_theory), the exact finite-population factor (N - b)/(N - 1) and the paper's
+(sdesim.chains), the exact finite-population factor (N - b)/(N - 1) and the paper's
 1 - b/N. Error bars: batch means over groups of independent chains.
 """
 
 import numpy as np
 import pytest
 
-from sdesim import _chains as C
-from sdesim import _sgd_theory as T
-from sdesim import _temperature_rules as R
+from sdesim import chains as C
+from sdesim import chains as T
+from sdesim import experiments as R
 
 
 def test_exact_theory_limits():

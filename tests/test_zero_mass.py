@@ -5,13 +5,9 @@ import pytest
 
 import sdesim
 from _stats import sample_anisotropic_double_well
-from sdesim._fokker_planck import fokker_planck_2d, stationary_density_2d
-from sdesim._zero_mass import (
-    fokker_planck_lag_wedge,
-    lag_wedge,
-    linear_lag_covariance,
-    simulate_zero_mass,
-)
+from sdesim.analysis import fokker_planck_2d, stationary_density_2d
+from sdesim import simulate_zero_mass
+from sdesim.analysis import fokker_planck_lag_wedge, lag_wedge, linear_lag_covariance
 
 F = np.array([[1.0, -0.6], [0.4, 1.2]])
 D = np.array([[1.0, 0.4], [0.4, 0.5]])
