@@ -26,7 +26,8 @@ from ._linear import ou_stationary_covariance as ou_stationary_covariance
 from ._problem import AbstractProblem as AbstractProblem
 from ._problem import AnisotropicDoubleWell as AnisotropicDoubleWell
 from ._problem import Custom as Custom
-from ._problem import Linear as Linear
+from ._problem import OrnsteinUhlenbeck as OrnsteinUhlenbeck
+from ._problem import OrnsteinUhlenbeck as Linear  # 0.1 name (sdesim.nn.Linear is a layer); removed in 0.3
 from ._problem import RotatingDoubleWell as RotatingDoubleWell
 from ._temperature import temperature as temperature
 from ._zero_mass import ZeroMassEnsemble as ZeroMassEnsemble

@@ -35,7 +35,7 @@ from jaxtyping import Array, Float
 
 from ._diffusion import AbstractDiffusion, matrix_divergence
 
-__all__ = ["AbstractProblem", "Custom", "Linear", "RotatingDoubleWell", "AnisotropicDoubleWell", "FORMS"]
+__all__ = ["AbstractProblem", "Custom", "OrnsteinUhlenbeck", "RotatingDoubleWell", "AnisotropicDoubleWell", "FORMS"]
 
 #: Drift interpretations understood by :meth:`AbstractProblem.drift`.
 FORMS = ("ito", "atype", "atype_naive")
@@ -136,7 +136,7 @@ class Custom(AbstractProblem):
         return self.q_fn(x)
 
 
-class Linear(AbstractProblem):
+class OrnsteinUhlenbeck(AbstractProblem):
     """``grad f = F x`` with constant ``D`` (an OU process); ``F`` need not be symmetric.
 
     ``Phi = x^T U x / 2`` and ``Q`` from the decomposition ``F = (D + Q) U``

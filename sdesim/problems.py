@@ -18,7 +18,7 @@ from ._problem import (
     AbstractProblem,
     AnisotropicDoubleWell,
     Custom,
-    Linear,
+    OrnsteinUhlenbeck,
     RotatingDoubleWell,
     anisotropic_matrix,
 )
@@ -82,7 +82,7 @@ def linear(F, D) -> AbstractProblem:
             U, Q = linear_decomposition(F, np.asarray(diff.matrix(jnp.zeros(d))))
         except ValueError:
             U = Q = None
-    return Linear(
+    return OrnsteinUhlenbeck(
         F=jnp.asarray(F, dtype=float),
         diffusion=diff,
         U=None if U is None else jnp.asarray(U, dtype=float),
