@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_save_every, check_spd, check_stable
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -194,7 +196,12 @@ def _check_keys(cfg: dict, schema: dict, required=()) -> None:
 
 
 def validate_config(cfg: dict) -> dict:
-    """Check every field; return a normalised copy (defaults filled in)."""
+    """Check every field; return a normalised copy (defaults filled in).
+
+    One validator per section; the semantic checks are the Python API's own
+    (:mod:`sdesim._validate`), so a config and a direct call refuse the same
+    values, with the field named ``section.key``.
+    """
     if not isinstance(cfg, dict):
         raise ConfigError("config: expected a table")
     kind = _check_experiment(cfg)
@@ -202,31 +209,45 @@ def validate_config(cfg: dict) -> dict:
         return _validate_chains(cfg, kind)
     _check_keys(cfg, _SCHEMA, required=("problem", "simulation"))
     out = copy.deepcopy(cfg)
-    prob = out["problem"]
+    _validate_problem(out["problem"])
+    _validate_temperature(out.setdefault("temperature", {}), out["problem"])
+    _validate_simulation(out["simulation"])
+    _validate_analysis(out.setdefault("analysis", {}))
+    _validate_output(out.setdefault("output", {}))
+    return out
+
+
+class _api_check:
+    """``with _api_check("section"):`` turns an API ``ValueError("key: ...")`` into ``ConfigError("section.key: ...")``."""
+
+    def __init__(self, section: str):
+        self.section = section
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        if typ is not None and issubclass(typ, ValueError) and not issubclass(typ, ConfigError):
+            raise ConfigError(f"{self.section}.{exc}") from None
+        return False
+
+
+def _validate_problem(prob: dict) -> None:
     kind = prob.get("kind")
     if kind not in _KINDS:
         raise ConfigError(f"problem.kind: expected one of {_KINDS}, got {kind!r}")
     if kind == "rotating_double_well":
         prob["lam"] = _num(prob.get("lam", 1.5), "problem.lam")
     elif kind == "linear":
-        for k in ("F", "D"):
-            if k not in prob:
-                raise ConfigError(f"problem.{k}: required for kind = 'linear'")
-        F = _matrix(prob["F"], "problem.F")
-        D = _matrix(prob["D"], "problem.D")
-        if D.shape != F.shape:
-            raise ConfigError(f"problem.D: expected shape {F.shape} to match F, got {D.shape}")
-        if not np.allclose(D, D.T):
-            raise ConfigError("problem.D: matrix must be symmetric")
-        if np.linalg.eigvalsh(D).min() < -1e-10 * max(1.0, np.abs(D).max()):
-            raise ConfigError("problem.D: matrix must be positive semi-definite")
-        if np.min(np.linalg.eigvals(F).real) <= 0:
-            raise ConfigError("problem.F: -F must be stable (eigenvalues of F with positive real part) for a stationary state")
+        _required(prob, ("F", "D"), "problem")
+        with _api_check("problem"):
+            F = check_stable(_matrix(prob["F"], "problem.F"), "F")
+            check_spd(_matrix(prob["D"], "problem.D"), "D", dim=F.shape[0])
     elif kind == "anisotropic_double_well":
         prob["beta_inv"] = _num(prob.get("beta_inv", 0.5), "problem.beta_inv", positive=True)
         for k, dflt in (("a", 0.3), ("q0", 0.5), ("q1", 0.3)):
             prob[k] = _num(prob.get(k, dflt), f"problem.{k}")
-    elif kind == "python":
+    else:  # python
         fac = prob.get("factory")
         if not isinstance(fac, str) or ":" not in fac:
             raise ConfigError(f"problem.factory: expected 'package.module:function', got {fac!r}")
@@ -234,7 +255,9 @@ def validate_config(cfg: dict) -> dict:
             raise ConfigError("problem.args: expected a table of keyword arguments")
         _resolve_factory(fac)  # import now, so a typo fails before any work
 
-    temp = out.setdefault("temperature", {})
+
+def _validate_temperature(temp: dict, prob: dict) -> None:
+    """``beta_inv``, or ``lr``/``batch``(/``n_data``/``replacement``) through :func:`sdesim.temperature`."""
     if "beta_inv" in temp:
         if any(k in temp for k in ("lr", "batch", "n_data", "replacement")):
             raise ConfigError("temperature: give either beta_inv or lr/batch(/n_data/replacement), not both")
@@ -242,11 +265,8 @@ def validate_config(cfg: dict) -> dict:
     elif "lr" in temp or "batch" in temp:
         from .._temperature import temperature
 
-        lr = _num(temp.get("lr"), "temperature.lr", positive=True) if "lr" in temp else None
-        if lr is None:
-            raise ConfigError("temperature.lr: required with batch")
-        if "batch" not in temp:
-            raise ConfigError("temperature.batch: required with lr")
+        _required(temp, ("lr", "batch"), "temperature")
+        lr = _num(temp["lr"], "temperature.lr", positive=True)
         batch = _num(temp["batch"], "temperature.batch", positive=True, integer=True)
         n_data = temp.get("n_data")
         if n_data is not None:
@@ -254,40 +274,34 @@ def validate_config(cfg: dict) -> dict:
         repl = temp.get("replacement", True)
         if not isinstance(repl, bool):
             raise ConfigError(f"temperature.replacement: expected true or false, got {repl!r}")
-        try:
+        with _api_check("temperature"):
             temp["beta_inv"] = temperature(lr, batch, n_data, repl)
-        except ValueError as e:
-            raise ConfigError(f"temperature.{e}") from None
         if temp["beta_inv"] <= 0:
             raise ConfigError("temperature.batch: batch = n_data without replacement gives zero temperature")
-    elif kind == "anisotropic_double_well":
+    elif prob["kind"] == "anisotropic_double_well":
         temp["beta_inv"] = prob["beta_inv"]
     else:
         temp["beta_inv"] = 1.0
 
-    sim = out["simulation"]
-    for k, v in _SIM_DEFAULTS.items():
-        sim.setdefault(k, v)
-    for k in ("n_particles", "n_steps", "dt"):
-        if k not in sim:
-            raise ConfigError(f"simulation.{k}: required")
-    sim["n_particles"] = _num(sim["n_particles"], "simulation.n_particles", positive=True, integer=True)
-    sim["n_steps"] = _num(sim["n_steps"], "simulation.n_steps", positive=True, integer=True)
-    sim["dt"] = _num(sim["dt"], "simulation.dt", positive=True)
-    sim["seed"] = _num(sim["seed"], "simulation.seed", nonneg=True, integer=True)
-    sim["burn_in"] = _num(sim["burn_in"], "simulation.burn_in", nonneg=True, integer=True)
-    if sim["save_every"] is not None:
-        sim["save_every"] = _num(sim["save_every"], "simulation.save_every", positive=True, integer=True)
-        if sim["n_steps"] % sim["save_every"]:
-            raise ConfigError(f"simulation.save_every: must divide n_steps={sim['n_steps']}")
-    if sim["chunk_size"] is not None:
-        sim["chunk_size"] = _num(sim["chunk_size"], "simulation.chunk_size", positive=True, integer=True)
-    if sim["checkpoint_every"] is not None:
-        sim["checkpoint_every"] = _num(sim["checkpoint_every"], "simulation.checkpoint_every", positive=True, integer=True)
-    forms = sim["form"] if isinstance(sim["form"], list) else [sim["form"]]
+
+def _validate_simulation(sim: dict) -> None:
     from .._integrate import METHODS
     from .._problem import FORMS
 
+    for k, v in _SIM_DEFAULTS.items():
+        sim.setdefault(k, v)
+    _required(sim, ("n_particles", "n_steps", "dt"), "simulation")
+    for k in ("n_particles", "n_steps"):
+        sim[k] = _num(sim[k], f"simulation.{k}", positive=True, integer=True)
+    sim["dt"] = _num(sim["dt"], "simulation.dt", positive=True)
+    for k in ("seed", "burn_in"):
+        sim[k] = _num(sim[k], f"simulation.{k}", nonneg=True, integer=True)
+    for k in ("save_every", "chunk_size", "checkpoint_every"):
+        if sim[k] is not None:
+            sim[k] = _num(sim[k], f"simulation.{k}", positive=True, integer=True)
+    with _api_check("simulation"):
+        check_save_every(sim["save_every"], sim["n_steps"])
+    forms = sim["form"] if isinstance(sim["form"], list) else [sim["form"]]
     if not forms:
         raise ConfigError("simulation.form: empty list")
     for f in forms:
@@ -299,7 +313,8 @@ def validate_config(cfg: dict) -> dict:
     if sim["dtype"] not in ("float32", "float64"):
         raise ConfigError(f"simulation.dtype: expected 'float32' or 'float64', got {sim['dtype']!r}")
 
-    ana = out.setdefault("analysis", {})
+
+def _validate_analysis(ana: dict) -> None:
     ana["bins"] = _num(ana.get("bins", 40), "analysis.bins", positive=True, integer=True)
     ana["exact"] = ana.get("exact", True)
     if not isinstance(ana["exact"], bool):
@@ -308,8 +323,6 @@ def validate_config(cfg: dict) -> dict:
         box = np.asarray(ana["box"], dtype=float) if _is_numeric_nested(ana["box"]) else None
         if box is None or box.shape != (2, 2) or not np.all(np.isfinite(box)) or np.any(box[:, 1] <= box[:, 0]):
             raise ConfigError("analysis.box: expected [[x0, x1], [y0, y1]] with x0 < x1 and y0 < y1")
-    _validate_output(out.setdefault("output", {}))
-    return out
 
 
 def _validate_output(outp: dict) -> None:
