@@ -22,7 +22,7 @@ default when the table is absent: the particle ensemble above), or one of two
 chain experiments (:mod:`sdesim._run_chains`) with their own tables::
 
     kind = "toy2d"     SGD vs the SDE with exact D(x) vs Langevin on the 2D least-squares toy
-                       (sdesim._toy2d.compare_2d)
+                       (sdesim.experiments.compare_2d)
     [problem]      n_data (even, >= 4), ratio, sigma, v_scale, x_true = [x1, x2], seed (data)
     [temperature]  lr, batch (<= n_data); beta^-1 = lr / (2 batch)
     [simulation]   n_chains, n_snapshots, spacing, burn_in, seed, dtype,
@@ -423,7 +423,7 @@ _CHAIN_SCHEMA: dict[str, dict[str, set]] = {
     },
 }
 
-#: The SGD sampling scheme each chain experiment runs. ``_toy2d.compare_2d``
+#: The SGD sampling scheme each chain experiment runs. ``sdesim.experiments.compare_2d``
 #: uses sampling with replacement (one-step covariance ``D / b``, the SDE's)
 #: and ``_longrun.longrun`` epoch-wise shuffling; neither takes another scheme.
 _CHAIN_SAMPLING = {"toy2d": "replacement", "longrun": "shuffle"}

@@ -7,7 +7,7 @@ like an ensemble run, ``config.json`` (the normalised config), ``run.log``,
 ``versions``), plain HDF5 files (attributes ``config``, ``seed``,
 ``versions``, ``experiment``) and a PNG::
 
-    toy2d (sdesim._toy2d.compare_2d: SGD with replacement, the Ito SDE with the exact D(x)
+    toy2d (sdesim.experiments.compare_2d: SGD with replacement, the Ito SDE with the exact D(x)
     and SGLD at beta^-1 = lr / (2 b), all from x* = argmin f)
         summary.json   tv_sgd_sde, tv_sgd_langevin, tv_floor (sampling floor), tv_sde_exact, ...,
                        mode / mode_stderr / mean per sampler, mode_shift (+ stderr), exact SDE mode,

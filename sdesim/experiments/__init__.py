@@ -15,6 +15,7 @@ from ._replacement import linreg_data as linreg_data
 from ._replacement import measure_trace_cov as measure_trace_cov
 from ._replacement import replacement_rows as replacement_rows
 from ._toy2d import Toy2D as Toy2D
+from ._toy2d import Toy2DComparison as Toy2DComparison
 from ._toy2d import compare_2d as compare_2d
 from ._toy2d import toy_regression_2d as toy_regression_2d
 from ._figure_runner import figure_names as figure_names

@@ -24,7 +24,7 @@ stationary density is skewed and its mode is *not* at ``x* = argmin f``
 Langevin (SGLD, ``D = c I``, ``c = tr D(x*) / 2``) has density
 ``exp(-f / (beta^-1 c))``: mode and mean at ``x*``.
 
-:func:`compare_2d` runs the three chain kernels of :mod:`sdesim._chains` on it
+:func:`compare_2d` runs the three chain kernels of :mod:`sdesim.chains` on it
 and returns densities, total-variation distances (with a sampling-noise
 floor), ``Phi_hat``, modes with bootstrap errors and circulation of the
 stationary current, next to the exact Fokker--Planck solution of the SDE
@@ -34,15 +34,16 @@ stationary current, next to the exact Fokker--Planck solution of the SDE
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 import jax.numpy as jnp
 import numpy as np
 
 from ..chains import _chains
+from .._result import Result
 from ..chains._theory import linreg_diffusion
 
-__all__ = ["Toy2D", "toy_regression_2d", "compare_2d"]
+__all__ = ["Toy2D", "Toy2DComparison", "toy_regression_2d", "compare_2d"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -105,9 +106,68 @@ def _hist(x, edges):
     return h / x.shape[0]
 
 
+@dataclasses.dataclass(frozen=True)
+class Toy2DComparison(Result):
+    """What :func:`compare_2d` measured (``k`` in ``"sgd", "sde", "sgld"`` for the per-kernel dicts).
+
+    Run: ``lr``, ``batch``, ``beta_inv = lr / (2 batch)``, ``spacing`` and
+    ``burn_in`` (steps), ``x_star``, ``noise_power`` (SGLD's ``c = tr D / d``),
+    ``ou_cov`` (the linearised SDE's stationary covariance).
+    Per kernel: ``ens[k]`` (:class:`sdesim.Ensemble`), ``hist[k]`` (bin
+    probabilities on ``edges`` over ``box``), ``mean[k]``, ``phi[k]``
+    (:class:`sdesim.PotentialEstimate`), ``mode[k]`` and ``mode_stderr[k]``,
+    ``circulation[k]`` and ``circulation_stderr[k]`` of the stationary current
+    about ``x*`` with ``current[k]`` (:class:`sdesim.CurrentEstimate`; empty
+    with ``current_steps=0``).
+    References: ``fp`` (the Fokker--Planck solution of the SDE), ``exact_sde``
+    and ``langevin`` (exact bin probabilities), ``mode_exact_sde``,
+    ``circulation_exact_sde``.
+    Distances: ``tv_sgd_sde``, ``tv_sgd_langevin``, ``tv_sde_exact``,
+    ``tv_sgd_exact``, ``tv_sgld_langevin_exact``, ``tv_exact_sde_langevin``,
+    ``tv_floor`` (TV between the two halves of the SGD chains: ``sqrt 2`` times
+    the sampling floor of one histogram), ``mode_shift = |mode_sgd - x*|`` with
+    ``mode_shift_stderr``, ``mode_shift_exact_sde``.
+    """
+
+    lr: float
+    batch: int
+    beta_inv: float
+    spacing: int
+    burn_in: int
+    box: tuple
+    edges: list
+    noise_power: float
+    ou_cov: np.ndarray
+    x_star: np.ndarray
+    ens: dict
+    hist: dict
+    mode: dict
+    mode_stderr: dict
+    mean: dict
+    phi: dict
+    circulation: dict
+    circulation_stderr: dict
+    current: dict
+    fp: Any
+    exact_sde: np.ndarray
+    mode_exact_sde: np.ndarray
+    circulation_exact_sde: float
+    langevin: np.ndarray
+    tv_sgd_sde: float
+    tv_sgd_langevin: float
+    tv_sde_exact: float
+    tv_sgd_exact: float
+    tv_sgld_langevin_exact: float
+    tv_exact_sde_langevin: float
+    tv_floor: float
+    mode_shift: float
+    mode_shift_stderr: float
+    mode_shift_exact_sde: float
+
+
 def compare_2d(toy: Toy2D, *, lr: float = 0.04, batch: int = 1, n_chains: int = 4000, n_snapshots: int = 100,
                spacing: Optional[int] = None, burn_in: Optional[int] = None, bins: int = 40, seed: int = 0,
-               fp_cells: int = 120, current_steps: int = 200, n_boot: int = 30, dtype="float64") -> dict:
+               fp_cells: int = 120, current_steps: int = 200, n_boot: int = 30, dtype="float64") -> Toy2DComparison:
     """Run SGD (with replacement), SDE(exact D) and SGLD on ``toy`` at ``beta^-1 = lr/(2b)``.
 
     ``spacing`` (default ``~2 / (lr lambda_min(H))`` steps) separates snapshots,
@@ -115,18 +175,7 @@ def compare_2d(toy: Toy2D, *, lr: float = 0.04, batch: int = 1, n_chains: int = 
     on a box of ``+-5`` standard deviations around ``x*`` (the larger of the
     OU and Langevin ones per axis).
 
-    Returns a dict with (``k`` in ``"sgd", "sde", "sgld"``): ``ens[k]``
-    (:class:`sdesim.Ensemble`), ``hist[k]`` (bin probabilities), ``edges``,
-    ``exact_sde`` (Fokker--Planck solution, bin probabilities on the same
-    grid), ``langevin`` (exact SGLD-limit bin probabilities), the TVs
-    ``tv_sgd_sde``, ``tv_sgd_langevin``, ``tv_sde_exact``, ``tv_sgd_exact``,
-    ``tv_floor`` (TV between the two halves of the SGD chains, i.e. ``sqrt 2``
-    times the sampling floor of one histogram), modes ``mode[k]`` with
-    ``mode_stderr[k]``, ``mode_exact_sde``, ``mode_shift`` (``|mode_sgd - x*|``),
-    ``mode_shift_stderr``, means, potentials ``phi[k]``
-    (:class:`sdesim._density.PotentialEstimate`), and circulations of the
-    stationary current about ``x*``: ``circulation[k]`` (+ stderr; skipped with
-    ``current_steps=0``) and ``circulation_exact_sde``.
+    Returns a :class:`Toy2DComparison`.
     """
     from ..analysis._current import estimate_current
     from ..analysis._density import estimate_potential
@@ -154,7 +203,7 @@ def compare_2d(toy: Toy2D, *, lr: float = 0.04, batch: int = 1, n_chains: int = 
     out: dict = {"lr": lr, "batch": b, "beta_inv": beta_inv, "spacing": spacing, "burn_in": burn_in,
                  "box": box, "edges": edges, "noise_power": c, "ou_cov": S, "x_star": xs,
                  "ens": {}, "hist": {}, "mode": {}, "mode_stderr": {}, "mean": {}, "phi": {},
-                 "circulation": {}, "circulation_stderr": {}}
+                 "circulation": {}, "circulation_stderr": {}, "current": {}}
     for i, (name, ker) in enumerate(kernels.items()):
         ens = _chains.run_chains(ker, xs, n_chains=n_chains, n_steps=n_snapshots * spacing, save_every=spacing,
                                  burn_in=burn_in, seed=seed + 1000 * i, dtype=dtype)
@@ -176,7 +225,7 @@ def compare_2d(toy: Toy2D, *, lr: float = 0.04, batch: int = 1, n_chains: int = 
                               center=xs, n_batches=20)
         out["circulation"][name] = ce.circulation
         out["circulation_stderr"][name] = ce.circulation_stderr
-        out.setdefault("current", {})[name] = ce
+        out["current"][name] = ce
     # references
     st = stationary_density_2d(toy.fs.problem(), beta_inv=beta_inv, box=box, n=fp_cells)
     out["fp"] = st
@@ -216,4 +265,4 @@ def compare_2d(toy: Toy2D, *, lr: float = 0.04, batch: int = 1, n_chains: int = 
     u = d / max(nrm, 1e-300)
     out["mode_shift_stderr"] = float(np.sqrt(np.sum((u * out["mode_stderr"]["sgd"]) ** 2)))
     out["mode_shift_exact_sde"] = float(np.linalg.norm(out["mode_exact_sde"] - xs))
-    return out
+    return Toy2DComparison(**out)
