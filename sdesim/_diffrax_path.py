@@ -33,7 +33,7 @@ def simulate_diffrax(problem, x_init, *, beta_inv, n_steps, dt, seed, form, save
     t1 = float((burn_in + n_steps) * dt)
     ts = jnp.asarray(steps * dt, dtype)
     diff = problem.diffusion
-    factor = diff.factor
+    factor = diff.noise_factor
     scale = float(np.sqrt(2.0 * beta_inv))
     nd = diff.noise_dim
 

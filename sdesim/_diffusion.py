@@ -77,7 +77,7 @@ class AbstractDiffusion(eqx.Module):
     ) -> Float[Array, " dim"]:
         """Return ``L(x) z`` where ``L L^T = D(x)``."""
 
-    def factor(self, x: Float[Array, " dim"]) -> Float[Array, "dim noise_dim"]:
+    def noise_factor(self, x: Float[Array, " dim"]) -> Float[Array, "dim noise_dim"]:
         """``L(x)`` as a ``(dim, noise_dim)`` matrix (:meth:`apply` to the identity's columns)."""
         e = jnp.eye(self.noise_dim, dtype=x.dtype)
         return jax.vmap(lambda z: self.apply(x, z), in_axes=1, out_axes=1)(e)

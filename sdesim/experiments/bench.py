@@ -206,7 +206,7 @@ def run_diffrax_vbt(spec, n, steps):
     nd = diff.noise_dim
     t1 = steps * dt
     scale = float(np.sqrt(2 * bi))
-    factor = diff.factor
+    factor = diff.noise_factor
 
     def one(x0, key):
         drift = diffrax.ODETerm(lambda t, y, a: -p.grad_f(y).astype(jnp.float32))
