@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import time
 from pathlib import Path
+
+from .._io import atomic_write_json
 
 #: Default output directory: ``figures/`` in the working directory (the repository's
 #: committed figures when run from a checkout).
@@ -108,9 +109,6 @@ def save_figure(fig, name: str, numbers: dict, *, quick: bool, t0: float, script
     meta = run_info(script, argv)
     data = dict(numbers)
     data.update(quick=bool(quick), runtime_s=time.time() - t0, **meta)
-    path = Path(f"{base}.json")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_plain))
-    os.replace(tmp, path)
+    path = atomic_write_json(Path(f"{base}.json"), data, default=_plain, indent=2)
     print(f"wrote {base}.{{png,{'' if quick else 'pdf,'}json}} in {data['runtime_s']:.1f} s", flush=True)
     return path

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sdesim
+from .._io import atomic_write_text
 
 
 
@@ -521,9 +522,7 @@ def write(rows, bias, args, final=False):
     md = table(rows, meta) + ("\n" + bias_table(bias) if bias else "")
     for path, text in ((out / f"ensemble_{tag}.json", json.dumps(dict(meta=meta, rows=rows, weak_bias=bias), indent=2)),
                        (out / f"ensemble_{tag}.md", md)):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     if final:
         print(md)
 
