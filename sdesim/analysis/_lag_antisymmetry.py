@@ -16,9 +16,10 @@ Why ``A = 0`` under reversibility. A stationary process is reversible when
 This covers the gradient SDE ``dx = -grad f dt + sqrt(2 beta^-1) dW`` (and any
 constant ``D`` proportional to the identity), its Euler--Maruyama chain on a
 quadratic ``f`` and SGLD on least squares (symmetric ``M = I - lr H`` with
-isotropic Gaussian noise: the AR(1) chain is reversible), and SGD on least
-squares whenever the exact stationary covariance commutes with ``M``. The
-estimator below inherits the symmetry exactly: reversing every chain in time
+isotropic Gaussian noise: the AR(1) chain is reversible). ``A = 0`` does not
+imply reversibility: SGD on least squares has ``C(tau) = Sigma M^tau``
+(:func:`sdesim.analysis.linearise`), symmetric whenever its stationary
+covariance commutes with ``M``, reversible or not. The estimator below inherits the symmetry exactly: reversing every chain in time
 maps ``A_hat -> -A_hat`` (the centring ``mu_hat`` is reversal-invariant), so
 for a reversible process started in its stationary law ``A_hat`` is
 symmetric about zero, not only asymptotically unbiased.
