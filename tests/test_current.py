@@ -20,6 +20,7 @@ def test_rigid_rotation_exact():
     th = th0 + om * tau * np.arange(n_t)[:, None]
     x = np.stack([r * np.cos(th), r * np.sin(th)], axis=-1)
     est = sdesim.estimate_current(x, tau, bins=8, box=(-2, 2, -2, 2))
+    assert (est.lag, est.tau) == (1, tau)  # increments over one snapshot spacing
     np.testing.assert_allclose(est.angular_velocity, om, rtol=1e-10)
     # midpoint chord: |m| = r cos(om tau / 2), |dx| / tau = 2 r sin(om tau / 2) / tau
     chord = math.cos(om * tau / 2) * 2 * math.sin(om * tau / 2) / tau

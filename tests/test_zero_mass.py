@@ -47,7 +47,9 @@ def test_integrator_matches_linear_closed_form_at_finite_mass():
     h = m / 10
     ens = simulate_zero_mass(prob, beta_inv=b, mass=m, n_particles=n, n_steps=200, dt=h, seed=1, x0=x0, save_every=5)
     lag = int(round(tau / (5 * h)))
-    L, se = lag_wedge(ens.x, lag)
+    res = lag_wedge(ens.x, lag, spacing=5 * h)
+    assert res.lag == lag and np.isclose(res.tau, tau)
+    L, se = res
     exact = _wedge(linear_lag_covariance(U, D, Q, b, tau, m))
     assert abs(L - exact) < 4 * se, (L, se, exact)
     # and it is measurably different from the m -> 0 value at this mass

@@ -1,8 +1,8 @@
 """Analysis of ensembles and trajectories (``sdesim.analysis``).
 
 Densities and the potential estimate ``Phi_hat``, the exact 2D Fokker--Planck
-solver, free energy, probability currents, limit cycles, spectra and lag
-statistics. The most used names are also available as ``sdesim.<name>``.
+solver, free energy, probability currents, limit cycles, spectra, lag
+statistics and SGD linearised at a minimum. The most used names are also available as ``sdesim.<name>``.
 """
 
 from ._current import CurrentEstimate as CurrentEstimate
@@ -22,9 +22,16 @@ from ._fokker_planck import grid_modes as grid_modes
 from ._fokker_planck import stationary_density_2d as stationary_density_2d
 from ._free_energy import FreeEnergy as FreeEnergy
 from ._free_energy import free_energy as free_energy
+from ._lag import LagWedge as LagWedge
 from ._lag import fokker_planck_lag_wedge as fokker_planck_lag_wedge
 from ._lag import lag_wedge as lag_wedge
 from ._lag import linear_lag_covariance as linear_lag_covariance
+from ._lag_antisymmetry import CirculationDifference as CirculationDifference
+from ._lag_antisymmetry import LagAntisymmetry as LagAntisymmetry
+from ._lag_antisymmetry import compare_circulation as compare_circulation
+from ._lag_antisymmetry import lag_antisymmetry as lag_antisymmetry
+from ._linearised import LinearisedStationary as LinearisedStationary
+from ._linearised import linearise as linearise
 from ._spectral import Z99 as Z99
 from ._spectral import Autocorrelation as Autocorrelation
 from ._spectral import IncrementSpectrum as IncrementSpectrum

@@ -60,6 +60,13 @@ class CurrentEstimate:
         angular_velocity, angular_velocity_stderr: ``Omega`` (rad per unit time).
         circulation, circulation_stderr: ``Gamma = int (x-c) x J dx``.
         n_pairs: number of (snapshot, particle) increments used; tau: snapshot spacing.
+        lag: the lag, in snapshots, of the increments behind ``J`` and the
+            circulation (always 1: ``x_{k+1} - x_k``, so the lag time is ``tau``).
+            The midpoint circulation equals ``L(tau) / tau`` with the wedge
+            ``L`` of :func:`sdesim.analysis.lag_wedge` at ``lag = 1``
+            (``(m - c) x (x_{k+1} - x_k) = (x_k - c) x (x_{k+1} - c)``), so it
+            depends on ``tau``; :func:`sdesim.analysis.compare_circulation`
+            compares two estimates only at equal ``lag`` and ``tau``.
     """
 
     x_edges: np.ndarray
@@ -76,6 +83,7 @@ class CurrentEstimate:
     circulation_stderr: float
     n_pairs: int
     tau: float
+    lag: int = 1
 
     def zscore(self, J_ref) -> np.ndarray:
         """``(J - J_ref) / J_stderr`` on cells with data (NaN elsewhere)."""

@@ -3,31 +3,72 @@ r"""Lag statistics of stationary trajectories: the wedge ``L(tau)`` and its exac
 ``L(tau) = E[(x(t) - c) ∧ (x(t + tau) - c)]`` with ``a ∧ b = a_1 b_2 - a_2 b_1``
 is the antisymmetric part of the lag-``tau`` cross-covariance of a 2D
 stationary process: zero for every reversible process, positive for
-counter-clockwise circulation. :func:`lag_wedge` estimates it from particles,
+counter-clockwise circulation (``L(tau) = 2 A(tau)_{01}`` with
+:func:`sdesim.analysis.lag_antisymmetry`'s ``A`` when ``c`` is the mean).
+:func:`lag_wedge` estimates it from particles and records its lag
+(:class:`LagWedge`; ``tau = lag * spacing``),
 :func:`linear_lag_covariance` gives it in closed form for a linear drift, and
 :func:`fokker_planck_lag_wedge` from a gridded Fokker--Planck generator.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Optional
+
 import numpy as np
 import scipy.linalg
 
-__all__ = ["lag_wedge", "linear_lag_covariance", "fokker_planck_lag_wedge"]
+from .._validate import check_positive
+
+__all__ = ["LagWedge", "lag_wedge", "linear_lag_covariance", "fokker_planck_lag_wedge"]
 
 
-def lag_wedge(x, lag: int, *, center=(0.0, 0.0)):
+@dataclasses.dataclass(frozen=True)
+class LagWedge:
+    """``L(tau)`` with its standard error, at ``tau = lag * spacing``.
+
+    Behaves as the pair ``(value, stderr)`` under unpacking, ``len`` and
+    indexing (``L, se = lag_wedge(x, lag)``; ``res[0]``), as before the lag was recorded.
+
+    Attributes:
+        value, stderr: the estimate and its standard error.
+        lag: lag in snapshots; spacing: time between snapshots (``None`` if not given).
+    """
+
+    value: float
+    stderr: float
+    lag: int
+    spacing: Optional[float] = None
+
+    @property
+    def tau(self) -> Optional[float]:
+        """``lag * spacing``, or ``None`` when ``spacing`` is unknown."""
+        return None if self.spacing is None else self.lag * self.spacing
+
+    def __iter__(self):
+        return iter((self.value, self.stderr))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i):
+        return (self.value, self.stderr)[i]
+
+
+def lag_wedge(x, lag: int, *, center=(0.0, 0.0), spacing: Optional[float] = None) -> LagWedge:
     """``L = E[(x(t) - c) ∧ (x(t + lag) - c)]`` from stationary 2D trajectories, with its standard error.
 
     Args:
         x: ``(n_saved, n_particles, 2)`` snapshots of independent particles,
             already stationary. All time origins ``t`` are averaged per particle.
-        lag: lag in snapshots (``tau = lag * snapshot spacing``).
+        lag: lag in snapshots (``tau = lag * spacing``).
         center: the point ``c``.
+        spacing: time between snapshots, recorded in the result (optional).
 
     Returns:
-        ``(value, stderr)``; the error is the spread over particles (independent)
-        divided by ``sqrt(n_particles)``.
+        :class:`LagWedge` (unpacks as ``(value, stderr)``); the error is the
+        spread over particles (independent) divided by ``sqrt(n_particles)``.
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 3 or x.shape[2] != 2:
@@ -35,10 +76,12 @@ def lag_wedge(x, lag: int, *, center=(0.0, 0.0)):
     lag = int(lag)
     if not 0 < lag < x.shape[0]:
         raise ValueError(f"lag: expected 0 < lag < n_saved={x.shape[0]}, got {lag}")
+    if spacing is not None:
+        spacing = check_positive(spacing, "spacing")
     y = x - np.asarray(center, dtype=np.float64)
     a, b = y[:-lag], y[lag:]
     w = (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]).mean(axis=0)  # per particle
-    return float(w.mean()), float(w.std(ddof=1) / np.sqrt(w.size))
+    return LagWedge(float(w.mean()), float(w.std(ddof=1) / np.sqrt(w.size)), lag, spacing)
 
 
 def linear_lag_covariance(U, D, Q, beta_inv: float, tau: float, mass: float = 0.0) -> np.ndarray:
