@@ -27,7 +27,7 @@ import numpy as np
 
 from ._config import build_problem, experiment_kind
 
-__all__ = ["run_experiment", "versions", "RunDirError"]
+__all__ = ["run_experiment", "versions", "RunDirError", "CheckpointError", "read_checked_npz", "write_checked_npz"]
 
 log = logging.getLogger("sdesim")
 
@@ -37,7 +37,18 @@ class RunDirError(ValueError):
 
 
 class CheckpointError(ValueError):
-    pass
+    """A checkpoint (or a file it vouches for) is missing, damaged or altered; it is never loaded.
+
+    The message is ``problem`` (starting ``checkpoint:``), then ``; fix`` --
+    what to do, which depends on the front end (:meth:`with_fix` swaps it).
+    """
+
+    def __init__(self, problem: str, fix: str | None = None):
+        self.problem, self.fix = problem, fix
+        super().__init__(problem if not fix else f"{problem}; {fix}")
+
+    def with_fix(self, fix: str) -> "CheckpointError":
+        return CheckpointError(self.problem, fix)
 
 
 def _fsync_replace(tmp: Path, path: Path) -> None:
@@ -54,38 +65,69 @@ def _fsync_replace(tmp: Path, path: Path) -> None:
         pass
 
 
-def save_checkpoint(path: Path, info: dict) -> None:
-    """Atomic checkpoint: write ``path.tmp``, fsync, rename. Holds a SHA-256 of its contents."""
+def _checked_digest(arrays: dict, meta: dict) -> str:
+    """SHA-256 over every array's dtype, shape and bytes (by name) and the JSON of ``meta``."""
     import hashlib
 
-    x = np.ascontiguousarray(info["x"])
-    meta = {k: int(info[k]) for k in ("chunk_start", "piece", "step", "k")}
-    meta["dtype"] = str(x.dtype)
-    meta["shape"] = list(x.shape)
-    digest = hashlib.sha256(x.tobytes() + json.dumps(meta, sort_keys=True).encode()).hexdigest()
-    meta["sha256"] = digest
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.asarray(arrays[name], order="C")
+        h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())
+        h.update(a.tobytes())
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def write_checked_npz(path, arrays: dict, meta: dict) -> None:
+    """Atomic, SHA-256-checked ``.npz``: write ``path.tmp``, fsync, rename.
+
+    ``arrays`` (name -> array) are stored as they are, ``meta`` (JSON-able)
+    as the string ``meta`` together with ``sha256`` over both; read back
+    with :func:`read_checked_npz`, which refuses anything altered.
+    """
+    path = Path(path)
+    arrays = {k: np.asarray(v, order="C") for k, v in arrays.items()}
+    if "meta" in arrays:
+        raise ValueError("arrays: the name 'meta' is reserved")
+    meta = json.loads(json.dumps(meta))  # exactly what will be read back
+    meta["sha256"] = _checked_digest(arrays, meta)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
-        np.savez(fh, x=x, meta=np.array(json.dumps(meta)))
+        np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
     _fsync_replace(tmp, path)
+
+
+def read_checked_npz(path, *, fix: str = "delete it to start over") -> tuple[dict, dict]:
+    """``(arrays, meta)`` of a file from :func:`write_checked_npz`, verified.
+
+    A missing, truncated, altered or unchecked file raises
+    :class:`CheckpointError` (a ``ValueError``) whose message starts with
+    ``checkpoint:`` and ends with ``fix``; nothing of it is returned.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {k: z[k] for k in z.files if k != "meta"}
+        want = meta.pop("sha256")
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint: {path} is missing", fix) from None
+    except Exception as e:  # noqa: BLE001 - any failure to read means a bad checkpoint
+        raise CheckpointError(f"checkpoint: {path} is corrupted or partial ({type(e).__name__})", fix) from None
+    if want != _checked_digest(arrays, meta):
+        raise CheckpointError(f"checkpoint: {path} fails its checksum", fix)
+    return arrays, meta
+
+
+def save_checkpoint(path: Path, info: dict) -> None:
+    """Atomic checkpoint of an ensemble form (:func:`write_checked_npz`, SHA-256 of its contents)."""
+    write_checked_npz(path, {"x": info["x"]}, {k: int(info[k]) for k in ("chunk_start", "piece", "step", "k")})
 
 
 def load_checkpoint(path: Path) -> dict:
     """Load and verify a checkpoint; a truncated or altered file raises CheckpointError."""
-    import hashlib
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            x = z["x"]
-            meta = json.loads(str(z["meta"]))
-    except Exception as e:  # noqa: BLE001 - any failure to read means a bad checkpoint
-        raise CheckpointError(f"checkpoint: {path} is corrupted or partial ({type(e).__name__}); "
-                              "delete it to restart this form from the beginning") from None
-    want = meta.pop("sha256", None)
-    got = hashlib.sha256(np.ascontiguousarray(x).tobytes() + json.dumps(meta, sort_keys=True).encode()).hexdigest()
-    if want != got:
-        raise CheckpointError(f"checkpoint: {path} fails its checksum; delete it to restart this form")
-    return dict(x=x, **{k: meta[k] for k in ("chunk_start", "piece", "step", "k")})
+    arrays, meta = read_checked_npz(path, fix="delete it to restart this form from the beginning")
+    return dict(x=arrays["x"], **{k: meta[k] for k in ("chunk_start", "piece", "step", "k")})
 
 
 def versions() -> dict:
