@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import sdesim._run_chains as run_chains
+import sdesim.cli._run_chains as run_chains
 from sdesim.cli import app
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

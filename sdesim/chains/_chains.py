@@ -78,6 +78,7 @@ import numpy as np
 import optax
 
 from .. import _noise
+from .._io import atomic_write_bytes, atomic_write_json
 from .._integrate import Ensemble, _divergence_report
 from .._validate import check_nonneg_int, check_positive, check_positive_int, check_save_every
 
@@ -580,24 +581,106 @@ _MANIFEST = "manifest.json"
 _CKPT = "checkpoint.npz"
 
 
-def _atomic_save_npy(path, arr):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        np.save(fh, arr)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+#: What the Python API suggests when a stream's files are damaged (front ends name their own flag).
+_STREAM_FIX = "nothing was loaded; start the run over in an empty out_dir"
 
 
-def _save_checkpoint(out_dir, states, saves_done, chunks_done):
+def _atomic_save_npy(path, arr) -> str:
+    """Write ``arr`` as ``.npy`` atomically (temporary name, fsync, rename); return the file's SHA-256."""
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    data = buf.getvalue()
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _save_checkpoint(out_dir, states, saves_done, chunks_done, chunk_sha256):
+    """Chain states after ``chunks_done`` chunks, with the SHA-256 of every committed chunk file.
+
+    Written by :func:`sdesim._run.write_checked_npz` (atomic, checksummed), so
+    a damaged checkpoint -- or chunk file -- is refused, never loaded.
+    """
+    from .._io import write_checked_npz
+
     leaves = jax.tree_util.tree_leaves(states)
-    tmp = os.path.join(out_dir, _CKPT + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, saves_done=np.int64(saves_done), chunks_done=np.int64(chunks_done),
-                 **{f"leaf{i}": np.asarray(l) for i, l in enumerate(leaves)})
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, os.path.join(out_dir, _CKPT))
+    arrays = {"saves_done": np.int64(saves_done), "chunks_done": np.int64(chunks_done),
+              **{f"leaf{i}": np.asarray(l) for i, l in enumerate(leaves)}}
+    write_checked_npz(os.path.join(out_dir, _CKPT), arrays, {"chunk_sha256": dict(chunk_sha256)})
+
+
+def _load_checkpoint(out_dir, fix=_STREAM_FIX):
+    """``(arrays, chunk_sha256)`` of a stream's checkpoint, checksum verified (else CheckpointError)."""
+    from .._io import CheckpointError, read_checked_npz
+
+    path = os.path.join(out_dir, _CKPT)
+    arrays, meta = read_checked_npz(path, fix=fix)
+    sha = meta.get("chunk_sha256")
+    if not isinstance(sha, dict) or "chunks_done" not in arrays:
+        raise CheckpointError(f"checkpoint: {path} is not a stream checkpoint", fix)
+    return arrays, sha
+
+
+def _read_manifest(out_dir, fix=_STREAM_FIX) -> dict:
+    from .._io import CheckpointError
+
+    path = os.path.join(out_dir, _MANIFEST)
+    try:
+        with open(path) as fh:
+            man = json.load(fh)
+        if not isinstance(man, dict):
+            raise TypeError("not a JSON object")
+    except FileNotFoundError:
+        raise ValueError(f"out_dir: {out_dir} holds no stream ({_MANIFEST} missing)") from None
+    except (ValueError, TypeError, OSError) as e:
+        raise CheckpointError(f"checkpoint: {path} is damaged ({type(e).__name__})", fix) from None
+    return man
+
+
+def _chunk_bytes(path, sha, fix=_STREAM_FIX) -> bytes:
+    """The bytes of a committed chunk file, checked against the SHA-256 its checkpoint recorded."""
+    import hashlib
+
+    from .._io import CheckpointError
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint: chunk file {path} is missing", fix) from None
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise CheckpointError(f"checkpoint: chunk file {path} fails its checksum (damaged or altered)", fix)
+    return data
+
+
+def _committed_chunks(out_dir, what="x", fix=_STREAM_FIX):
+    """``[(path, sha256)]`` of the committed ``what`` chunks, in order, from the verified checkpoint."""
+    if what not in ("x", "obs"):
+        raise ValueError(f"what: expected 'x' or 'obs', got {what!r}")
+    man = _read_manifest(out_dir, fix)
+    if not os.path.exists(os.path.join(out_dir, _CKPT)):
+        raise ValueError(f"out_dir: {out_dir} has no committed chunk yet")
+    if what == "obs" and not man.get("observe"):
+        raise ValueError(f"what: {out_dir} was streamed without observables")
+    ck, sha = _load_checkpoint(out_dir, fix)
+    out = []
+    for c in range(int(ck["chunks_done"])):
+        name = f"{what}_{c:06d}.npy"
+        if name not in sha:
+            from .._io import CheckpointError
+
+            raise CheckpointError(f"checkpoint: {os.path.join(out_dir, _CKPT)} records no checksum for {name}", fix)
+        out.append((os.path.join(out_dir, name), sha[name]))
+    return out
+
+
+def _read_chunk(path, sha, fix=_STREAM_FIX) -> np.ndarray:
+    """One committed chunk, verified (see :func:`_committed_chunks`)."""
+    import io
+
+    return np.load(io.BytesIO(_chunk_bytes(path, sha, fix)), allow_pickle=False)
 
 
 def stream_chains(kernel: ChainKernel, x0, out_dir: str, *, n_chains: int, n_steps: int,
@@ -610,10 +693,14 @@ def stream_chains(kernel: ChainKernel, x0, out_dir: str, *, n_chains: int, n_ste
     ``x_000000.npy`` of shape ``(chunk_saves, n_chains, dim)`` (the last may be
     shorter) and, with ``observe: x (dim,) -> (m,)``, ``obs_000000.npy``
     ``(chunk_saves, n_chains, m)``; ``checkpoint.npz`` holds the chain states
-    after the last completed chunk. Each file is written to a temporary name,
-    fsynced and renamed, and the checkpoint is replaced only after its chunk's
-    files exist, so a run killed at any moment (SIGKILL included) restarts
-    from the last checkpoint. Because the noise depends only on (seed, chain,
+    after the last completed chunk and the SHA-256 of every committed chunk
+    file, and is itself checksummed (:func:`sdesim._run.write_checked_npz`).
+    Each file is written to a temporary name, fsynced and renamed, and the
+    checkpoint is replaced only after its chunk's files exist, so a run killed
+    at any moment (SIGKILL included) restarts from the last checkpoint. A
+    damaged, truncated or altered checkpoint or committed chunk file is never
+    loaded: resuming (or :func:`load_stream`) raises ``ValueError``
+    (``checkpoint: ...``). Because the noise depends only on (seed, chain,
     step) and every chunk runs the same compiled program on the same state,
     the resumed run is bit-identical to an uninterrupted one. Memory is one
     chunk of snapshots.
@@ -641,28 +728,22 @@ def stream_chains(kernel: ChainKernel, x0, out_dir: str, *, n_chains: int, n_ste
     mpath = os.path.join(out_dir, _MANIFEST)
     prev_run_s = 0.0
     if os.path.exists(mpath):
-        with open(mpath) as fh:
-            old = json.load(fh)
+        old = _read_manifest(out_dir)
         prev_run_s = float(old.get("run_s", 0.0))
         keep = {k: old.get(k) for k in manifest if k not in ("complete", "run_s")}
         if json.loads(json.dumps({k: manifest[k] for k in keep})) != keep:
             raise ValueError(f"out_dir: {out_dir} holds a run with different parameters; use a new directory")
     else:
-        tmp = mpath + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(manifest, fh, indent=1)
-        os.replace(tmp, mpath)
+        atomic_write_json(mpath, manifest)
 
     states = _init_states(kernel, x0, n_chains, dtype)
     keys = chain_keys(seed, 0, n_chains)
     seg = _make_segment(kernel, observe, batching)
     cpath = os.path.join(out_dir, _CKPT)
     chunks_done = 0
+    chunk_sha = {}
     if os.path.exists(cpath):
-        with np.load(cpath) as ck:
-            chunks_done = int(ck["chunks_done"])
-            leaves = [jnp.asarray(ck[f"leaf{i}"]) for i in range(len(jax.tree_util.tree_leaves(states)))]
-        states = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(states), leaves)
+        states, chunks_done, chunk_sha = _resume_point(out_dir, states)
     elif burn_in:
         # burn-in in save_every-sized pieces of chunk_saves saves (same programs on resume)
         k = 0
@@ -676,38 +757,52 @@ def stream_chains(kernel: ChainKernel, x0, out_dir: str, *, n_chains: int, n_ste
         m = min(chunk_saves, n_saves - c * chunk_saves)
         k0 = burn_in + c * chunk_saves * every
         states, snaps, obs = seg(states, keys, jnp.int32(k0), n_out=m, every=every)
-        _atomic_save_npy(os.path.join(out_dir, f"x_{c:06d}.npy"), np.asarray(snaps))
+        chunk_sha[f"x_{c:06d}.npy"] = _atomic_save_npy(os.path.join(out_dir, f"x_{c:06d}.npy"), np.asarray(snaps))
         if obs is not None:
-            _atomic_save_npy(os.path.join(out_dir, f"obs_{c:06d}.npy"), np.asarray(obs))
-        _save_checkpoint(out_dir, states, (c + 1) * chunk_saves, c + 1)
+            chunk_sha[f"obs_{c:06d}.npy"] = _atomic_save_npy(os.path.join(out_dir, f"obs_{c:06d}.npy"),
+                                                             np.asarray(obs))
+        _save_checkpoint(out_dir, states, (c + 1) * chunk_saves, c + 1, chunk_sha)
         if on_chunk is not None:
             on_chunk(c + 1, n_chunks)
     manifest["complete"] = True
     # compute time summed over sessions (a resumed run adds its own)
     manifest["run_s"] = prev_run_s + time.perf_counter() - t0
-    tmp = mpath + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(manifest, fh, indent=1)
-    os.replace(tmp, mpath)
+    atomic_write_json(mpath, manifest)
     return manifest
+
+
+def _resume_point(out_dir, states):
+    """``(states, chunks_done, chunk_sha256)`` from a verified checkpoint whose chunk files are intact."""
+    from .._io import CheckpointError
+
+    ck, sha = _load_checkpoint(out_dir)
+    cpath = os.path.join(out_dir, _CKPT)
+    like = jax.tree_util.tree_leaves(states)
+    leaves = []
+    for i, l in enumerate(like):
+        a = ck.get(f"leaf{i}")
+        if a is None or a.shape != l.shape or a.dtype != l.dtype:
+            raise CheckpointError(f"checkpoint: {cpath} does not hold this run's chain states", _STREAM_FIX)
+        leaves.append(jnp.asarray(a))
+    chunks_done = int(ck["chunks_done"])
+    unrecorded = [f"x_{c:06d}.npy" for c in range(chunks_done) if f"x_{c:06d}.npy" not in sha]
+    if unrecorded:
+        raise CheckpointError(f"checkpoint: {cpath} records no checksum for {unrecorded[0]}", _STREAM_FIX)
+    for name, h in sha.items():  # a damaged chunk fails now, not after the run has gone on
+        _chunk_bytes(os.path.join(out_dir, name), h)
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(states), leaves), chunks_done, sha
 
 
 def load_stream(out_dir: str, *, chain: Optional[int] = None, what: str = "x") -> np.ndarray:
     """Read streamed snapshots: ``(n_saved, n_chains, dim)``, or ``(n_saved, dim)`` for one ``chain``.
 
-    ``what="obs"`` reads the observables instead. Only committed chunks are read.
+    ``what="obs"`` reads the observables instead. Only committed chunks are
+    read, each checked against the SHA-256 its checkpoint recorded: a damaged,
+    truncated or missing checkpoint or chunk file raises ``ValueError``
+    (:class:`sdesim._run.CheckpointError`, message ``checkpoint: ...``).
     """
-    with open(os.path.join(out_dir, _MANIFEST)) as fh:
-        man = json.load(fh)
-    cpath = os.path.join(out_dir, _CKPT)
-    if not os.path.exists(cpath):
-        raise ValueError(f"out_dir: {out_dir} has no committed chunk yet")
-    with np.load(cpath) as ck:
-        done = int(ck["chunks_done"])
-    if what not in ("x", "obs"):
-        raise ValueError(f"what: expected 'x' or 'obs', got {what!r}")
     parts = []
-    for c in range(done):
-        a = np.load(os.path.join(out_dir, f"{what}_{c:06d}.npy"), mmap_mode="r")
-        parts.append(np.array(a if chain is None else a[:, chain]))
+    for path, sha in _committed_chunks(out_dir, what):
+        a = _read_chunk(path, sha)
+        parts.append(a if chain is None else np.array(a[:, chain]))
     return np.concatenate(parts, axis=0)

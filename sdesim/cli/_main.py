@@ -2,7 +2,7 @@
 
     sdesim run [CONFIG.toml] --out DIR [--force] [--quiet]
     sdesim info
-    sdesim figures [--only NAME] [--quick] [--out DIR]
+    sdesim figures [--only NAME] [--quick] [--fresh] [--out DIR]
     sdesim bench [--quick]
 
 A user mistake (bad config, unknown key, non-empty output directory) prints one
@@ -36,7 +36,7 @@ def run(
     config: Optional[Path] = typer.Argument(None, help="TOML config; omit for the embedded default (Example 19, lam = 1.5, both forms)."),
     out: Path = typer.Option(Path("runs/default"), "--out", "-o", help="Run directory for summary.json, *.h5, a PNG, run.log (never overwritten without --force)."),
     force: bool = typer.Option(False, "--force", help="Overwrite a non-empty run directory."),
-    resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out from its last checkpoint (bit-identical result)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out from its last checkpoint (bit-identical result; a damaged checkpoint, or a long run started by other code, is refused)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for scripts)."),
     quick: bool = typer.Option(False, "--quick", help="Shrink the run to seconds to try a config (<= 1000 particles and few steps; chains: few chains or epochs)."),
     print_config: bool = typer.Option(False, "--print-default-config", help="Print the embedded default config and exit."),
@@ -126,6 +126,7 @@ def figures(
     only: Optional[str] = typer.Option(None, "--only", help="Regenerate only the figures whose name contains this."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes (about 3 minutes for all on 2 CPU cores), written as <name>_quick.*."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: ./figures)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Discard the data kept for resuming (runs/longrun) and start those runs over."),
 ):
     """Regenerate every figure (with its JSON) from sdesim.experiments.figures.
 
@@ -133,6 +134,11 @@ def figures(
     shared between them; each writes <name>.png, .pdf and .json (the numbers
     the figure shows, runtime_s, argv, versions). A failing figure is reported
     and the others still run; the exit code is then 1.
+
+    The long run (fig_longrun) keeps its weights in runs/longrun and resumes
+    them only if they were made by the same code and arguments (a fingerprint
+    kept with the data); otherwise it stops with one line asking for --fresh,
+    which discards them and starts over.
     """
     from ..experiments import figure_names, run_figure
 
@@ -141,7 +147,8 @@ def figures(
         names = [n for n in names if only in n]
         if not names:
             _fail(f"--only: no figure matches {only!r}")
-    argv = (["--quick"] if quick else []) + (["--out", str(out.resolve())] if out is not None else [])
+    argv = (["--quick"] if quick else []) + (["--fresh"] if fresh else []) + (
+        ["--out", str(out.resolve())] if out is not None else [])
     failed, t_all = [], time.time()
     for name in names:
         typer.echo(f"== {name}")

@@ -18,16 +18,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .._io import CheckpointError, atomic_write_text as _atomic_write_text, fsync_replace as _fsync_replace
+from .._io import read_checked_npz, write_checked_npz
 from ._config import build_problem, experiment_kind
 
-__all__ = ["run_experiment", "versions", "RunDirError"]
+__all__ = ["run_experiment", "versions", "RunDirError", "CheckpointError", "read_checked_npz", "write_checked_npz"]
 
 log = logging.getLogger("sdesim")
 
@@ -36,56 +37,15 @@ class RunDirError(ValueError):
     pass
 
 
-class CheckpointError(ValueError):
-    pass
-
-
-def _fsync_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - platforms without directory fsync
-        pass
-
-
 def save_checkpoint(path: Path, info: dict) -> None:
-    """Atomic checkpoint: write ``path.tmp``, fsync, rename. Holds a SHA-256 of its contents."""
-    import hashlib
-
-    x = np.ascontiguousarray(info["x"])
-    meta = {k: int(info[k]) for k in ("chunk_start", "piece", "step", "k")}
-    meta["dtype"] = str(x.dtype)
-    meta["shape"] = list(x.shape)
-    digest = hashlib.sha256(x.tobytes() + json.dumps(meta, sort_keys=True).encode()).hexdigest()
-    meta["sha256"] = digest
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, x=x, meta=np.array(json.dumps(meta)))
-    _fsync_replace(tmp, path)
+    """Atomic checkpoint of an ensemble form (:func:`write_checked_npz`, SHA-256 of its contents)."""
+    write_checked_npz(path, {"x": info["x"]}, {k: int(info[k]) for k in ("chunk_start", "piece", "step", "k")})
 
 
 def load_checkpoint(path: Path) -> dict:
     """Load and verify a checkpoint; a truncated or altered file raises CheckpointError."""
-    import hashlib
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            x = z["x"]
-            meta = json.loads(str(z["meta"]))
-    except Exception as e:  # noqa: BLE001 - any failure to read means a bad checkpoint
-        raise CheckpointError(f"checkpoint: {path} is corrupted or partial ({type(e).__name__}); "
-                              "delete it to restart this form from the beginning") from None
-    want = meta.pop("sha256", None)
-    got = hashlib.sha256(np.ascontiguousarray(x).tobytes() + json.dumps(meta, sort_keys=True).encode()).hexdigest()
-    if want != got:
-        raise CheckpointError(f"checkpoint: {path} fails its checksum; delete it to restart this form")
-    return dict(x=x, **{k: meta[k] for k in ("chunk_start", "piece", "step", "k")})
+    arrays, meta = read_checked_npz(path, fix="delete it to restart this form from the beginning")
+    return dict(x=arrays["x"], **{k: meta[k] for k in ("chunk_start", "piece", "step", "k")})
 
 
 def versions() -> dict:
@@ -153,15 +113,6 @@ def run_log(out: Path, *, resume: bool, echo: bool = False):
         for h in handlers:
             log.removeHandler(h)
             h.close()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _density_check(problem, ens, beta_inv, form, box, bins):

@@ -19,15 +19,20 @@ like an ensemble run, ``config.json`` (the normalised config), ``run.log``,
     longrun (sdesim._longrun.longrun: tiny-fc on 5-class 7x7 digits, epoch-wise shuffled SGD and
     SGLD at the same temperature, weights saved every epoch)
         summary.json   per kernel: epochs_done, final train / validation loss and accuracy per
-                       chain, ||grad f||/sqrt(d) first / last / drop, spectral test statistics
+                       chain, ||grad f||/sqrt(d) first / last / drop, spectral test statistics;
+                       code_fingerprint (what the streamed numbers were computed with)
         longrun_<kernel>.h5   grad_norm (epoch, chain), w_final (chain, weight), epoch and, with
                        output.trajectory, x (epoch, chain, weight)
         longrun.png    gradient norms, increment spectra and autocorrelations
         stream/        the streamed weights and checkpoints of sdesim._longrun (resume point)
 
 ``--resume`` continues a killed long run from its last committed chunk
-(bit-identical: :func:`sdesim._chains.stream_chains`); the toy runs in memory
-and keeps no checkpoint, so resuming it is refused with one line.
+(bit-identical: :func:`sdesim._chains.stream_chains`) if it was started by the
+same code (:func:`sdesim._longrun.code_fingerprint`, recorded in
+``stream/manifest.json``); otherwise, or when a checkpoint or chunk file is
+damaged, it is refused with one line (``error: out: ...`` / ``error:
+checkpoint: ...``) that says to start over with ``--force``. The toy runs in
+memory and keeps no checkpoint, so resuming it is refused with one line.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ._config import experiment_kind
-from ._run import RunDirError, _atomic_write_text, _fsync_replace, run_log, start_run_dir, versions
+from ._run import CheckpointError, RunDirError, _atomic_write_text, _fsync_replace, run_log, start_run_dir, versions
 
 __all__ = ["run_chains_experiment", "summary_lines"]
 
@@ -218,8 +223,24 @@ def _log_chunk(done: int, total: int, t0: float) -> None:
     log.info("stream: chunk %d/%d committed (%.1f s)", done, total, time.perf_counter() - t0)
 
 
+#: How ``sdesim run`` starts a long run over.
+_RUN_FIX = "start over with `sdesim run CONFIG --out DIR --force` (not --resume)"
+
+
 def _run_longrun(cfg: dict, out: Path, vers: dict, *, resumed: bool) -> dict:
     """``_longrun.longrun`` into ``out/stream`` (resuming what is there), then analysis and outputs."""
+    from ..experiments import _longrun
+
+    try:
+        return _run_longrun_checked(cfg, out, vers, resumed=resumed)
+    except _longrun.StaleRunError as e:
+        raise RunDirError(f"out: {out} holds a long run started with {e.reason}; resuming would mix its data "
+                          f"with this run's -- {_RUN_FIX}") from None
+    except CheckpointError as e:
+        raise e.with_fix(_RUN_FIX) from None
+
+
+def _run_longrun_checked(cfg: dict, out: Path, vers: dict, *, resumed: bool) -> dict:
     from ..experiments import _longrun
 
     sim, temp = cfg["simulation"], cfg["temperature"]
@@ -234,16 +255,19 @@ def _run_longrun(cfg: dict, out: Path, vers: dict, *, resumed: bool) -> dict:
             batch=temp["batch"], n_chains=sim["n_chains"], kernels=tuple(sim["kernels"]),
             chunk_epochs=sim["chunk_epochs"], seed=sim["seed"], sgld_chains=sim["sgld_chains"],
             on_chunk=lambda done, total: _log_chunk(done, total, t0))
+    except (_longrun.StaleRunError, CheckpointError):
+        raise
     except ValueError as e:
         if str(e).startswith("out_dir"):  # a stream of other parameters: only a hand-edited directory
             raise RunDirError(f"out: {e}") from None
         raise
     evaluate = _tiny_fc_evaluator(sim["seed"])
-    with np.load(stream / "burn.npz") as z:
-        loss_start = [evaluate(w)["train_loss"] for w in z["w"]]
+    w_burn, _ = _longrun.load_burn(str(stream))
+    loss_start = [evaluate(w)["train_loss"] for w in w_burn]
     summary = {k: meta[k] for k in ("dim", "n_data", "dataset", "lr", "batch", "steps_per_epoch", "epochs",
                                      "burn_in_epochs", "beta_inv", "sgld_noise_power")}
-    summary.update(resumed=bool(resumed), train_loss_after_burn_in=loss_start, kernels={})
+    summary.update(resumed=bool(resumed), train_loss_after_burn_in=loss_start,
+                   code_fingerprint=meta["code_fingerprint"], kernels={})
     results = {}
     for name in sim["kernels"]:
         results[name] = _longrun.analyse(str(stream / name), max_lag=cfg["analysis"]["max_lag"],
@@ -325,13 +349,19 @@ def _kernel_summary(run_dir: Path, res: dict, evaluate) -> dict:
     }
 
 
-def _chunk_files(run_dir: Path, man: dict, what: str = "x"):
-    """The committed chunk files of a stream, in order (layout of :func:`sdesim._chains.stream_chains`)."""
-    return [run_dir / f"{what}_{c:06d}.npy" for c in range(man["n_chunks"])]
+def _chunks(run_dir: Path, what: str = "x"):
+    """The committed chunks of a stream, in order, each read and SHA-256 checked one at a time."""
+    from ..chains import _chains
+
+    for path, sha in _chains._committed_chunks(str(run_dir), what):
+        yield _chains._read_chunk(path, sha)
 
 
 def _final_weights(run_dir: Path, man: dict) -> np.ndarray:
-    return np.load(_chunk_files(run_dir, man)[-1], mmap_mode="r")[-1].astype(np.float64)
+    from ..chains import _chains
+
+    path, sha = _chains._committed_chunks(str(run_dir))[-1]
+    return _chains._read_chunk(path, sha)[-1].astype(np.float64)
 
 
 def _write_longrun_h5(path: Path, run_dir: Path, res: dict, cfg: dict, vers: dict) -> None:
@@ -352,8 +382,7 @@ def _write_longrun_h5(path: Path, run_dir: Path, res: dict, cfg: dict, vers: dic
                                  chunks=(min(n_epochs, man["chunk_saves"]), 1, dim))
             d.attrs["dims"] = json.dumps(["epoch", "chain", "weight"])
             row = 0
-            for p in _chunk_files(run_dir, man):
-                a = np.load(p, mmap_mode="r")
+            for a in _chunks(run_dir):
                 d[row:row + a.shape[0]] = a
                 row += a.shape[0]
         _h5_attrs(f, cfg, vers, man["seed"])

@@ -1,7 +1,7 @@
 """What every figure module (``sdesim/experiments/figures/fig_*.py``) shares: arguments and the one way figures are saved.
 
 Each script's ``main(argv=None) -> int`` parses its arguments with :func:`parser`
-(``--quick``, ``--out``) and ends with :func:`save_figure`, which writes
+(``--quick``, ``--out``, ``--fresh``) and ends with :func:`save_figure`, which writes
 
 * ``<out>/<name>.png`` and ``<out>/<name>.pdf`` (with ``--quick``:
   ``<name>_quick.png`` only, at low resolution -- rendering is a good part of a
@@ -34,10 +34,13 @@ QUICK_DPI = 50
 
 
 def parser(doc: str | None, quick_help: str = "small sizes (seconds), written as <name>_quick.*") -> argparse.ArgumentParser:
-    """An ``ArgumentParser`` with the two options every figure script takes."""
+    """An ``ArgumentParser`` with the options every figure script takes (``--quick``, ``--out``, ``--fresh``)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help=quick_help)
     ap.add_argument("--out", default=str(FIGURES), help="output directory (default: ./figures)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="discard data a previous run kept for resuming (runs/longrun) and start over; "
+                         "scripts that keep no data ignore it")
     return ap
 
 

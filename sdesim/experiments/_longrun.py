@@ -13,6 +13,14 @@ noise at the same ``beta^-1 = lr/(2b)`` with ``c = tr D(w_burn)/d``) a run of
 ``epochs`` epochs whose weights are saved every epoch by
 :func:`sdesim._chains.stream_chains` (bounded memory, atomic chunks, exact
 resume) together with ``||grad f|| / sqrt(d)`` at each saved epoch.
+
+Resuming is safe only with the same code and parameters: ``out_dir/manifest.json``
+records the run's fingerprint (its parameters and :func:`code_fingerprint`)
+when it starts, and a later call with another fingerprint -- or on a
+directory from before fingerprints -- raises :class:`StaleRunError` instead of
+mixing old and new data; ``fresh=True`` (:func:`discard`) starts over.
+``burn.npz`` and the streams' checkpoints are SHA-256 checked; a damaged one
+raises ``ValueError`` (``checkpoint: ...``) and is never loaded.
 :func:`analyse` computes the increment spectrum, autocorrelation with 99 %
 bands, and the low-frequency and periodicity tests of
 :mod:`sdesim._spectral` for every chain.
@@ -20,17 +28,22 @@ bands, and the low-frequency and periodicity tests of
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import json
 import os
+import shutil
+from pathlib import Path
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._io import atomic_write_json
 from ..chains import _chains
 
-__all__ = ["digits_finite_sum", "longrun", "analyse"]
+__all__ = ["digits_finite_sum", "longrun", "analyse", "code_fingerprint", "discard", "load_burn", "StaleRunError"]
 
 
 def digits_finite_sum(seed: int = 0, *, n_classes: int = 5, size: int = 7, hidden: int = 16):
@@ -59,27 +72,167 @@ def _grad_norm_observer(fs):
     return observe
 
 
+_KERNELS = ("sgd", "sgld")
+_MANIFEST = "manifest.json"
+_BURN = "burn.npz"
+_SUMMARY = "summary.json"
+#: What the Python API suggests for a damaged checkpoint (front ends name their own flag).
+_FIX = "discard the run with fresh=True and start over"
+#: Libraries whose version can change the streamed numbers: jax/jaxlib compile
+#: the chains, optax steps them, equinox builds the network, numpy and
+#: scikit-learn give the data.
+_LIBS = ("jax", "jaxlib", "optax", "equinox", "numpy", "scikit-learn")
+
+
+class StaleRunError(ValueError):
+    """``out_dir`` holds a long run started with another fingerprint; resuming it would mix data.
+
+    ``reason`` says what differs (for front ends, which name their own fix).
+    """
+
+    def __init__(self, out_dir, reason: str):
+        self.out_dir, self.reason = str(out_dir), reason
+        super().__init__(f"out_dir: {out_dir} holds a long run started with {reason}; resuming would mix its "
+                         f"data with this run's -- {_FIX}")
+
+
+def code_fingerprint() -> dict:
+    """What a long run's numbers depend on besides its parameters.
+
+    ``source_sha256``: SHA-256 over the relative path and bytes of every
+    ``.py`` file of the sdesim package being run -- the whole package, not a
+    list of "modules that produce the numbers": that list (chains, noise,
+    network, data, validation, ...) would go stale silently as code moves, the
+    very failure this guards against, while a needless restart of the long
+    run costs minutes. Also ``sdesim`` (version), the versions of
+    :data:`_LIBS`, the JAX ``backend`` and ``x64`` (either can change the numbers).
+    """
+    from importlib.metadata import version
+
+    import sdesim
+
+    pkg = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(pkg.rglob("*.py")):
+        h.update(p.relative_to(pkg).as_posix().encode() + b"\0")
+        h.update(p.read_bytes() + b"\0")
+    fp = {"sdesim": sdesim.__version__, "source_sha256": h.hexdigest()}
+    for name in _LIBS:
+        try:
+            fp[name] = version(name)
+        except Exception:  # pragma: no cover - not installed as a distribution
+            fp[name] = None
+    fp["backend"] = jax.default_backend()
+    fp["x64"] = bool(jax.config.jax_enable_x64)
+    return fp
+
+
+def _differences(old: dict, new: dict) -> str:
+    def short(v):
+        return v[:12] + "..." if isinstance(v, str) and len(v) == 64 else v
+
+    parts = []
+    for part, label in (("config", "parameters"), ("code", "code")):
+        o, n = old.get(part) or {}, new[part]
+        diff = [f"{k} {short(o.get(k))!r} -> {short(n.get(k))!r}" for k in sorted(set(o) | set(n))
+                if o.get(k) != n.get(k)]
+        if diff:
+            parts.append(f"other {label} ({', '.join(diff)})")
+    return "; ".join(parts)
+
+
+def _check_fingerprint(out_dir: str, fingerprint: dict) -> bool:
+    """Record ``fingerprint`` in a new ``out_dir`` or check it against the one recorded; True if resuming."""
+    path = os.path.join(out_dir, _MANIFEST)
+    fingerprint = json.loads(json.dumps(fingerprint))
+    if os.path.exists(path):
+        try:
+            with open(path) as fh:
+                old = json.load(fh)["fingerprint"]
+        except Exception:  # noqa: BLE001 - unreadable: no way to tell what started the run
+            raise StaleRunError(out_dir, f"unknown code and parameters (unreadable {_MANIFEST})") from None
+        if old != fingerprint:
+            raise StaleRunError(out_dir, _differences(old, fingerprint))
+        return True
+    left = [n for n in (_BURN, _SUMMARY) + _KERNELS if os.path.exists(os.path.join(out_dir, n))]
+    if left:
+        raise StaleRunError(out_dir, f"an older sdesim (no fingerprint recorded; found {', '.join(left)})")
+    atomic_write_json(path, {"fingerprint": fingerprint}, default=float)
+    return False
+
+
+#: Files a stream directory (:func:`sdesim._chains.stream_chains`) holds.
+_STREAM_FILES = ("manifest.json*", "checkpoint.npz*", "x_*.npy*", "obs_*.npy*")
+
+
+def discard(out_dir: str) -> None:
+    """Remove what a long run left in ``out_dir``: manifest, burn-in, summary and the kernel streams.
+
+    Other files are left alone; a kernel folder holding files a stream does
+    not write is refused (``ValueError``) before anything is removed.
+    """
+    if not os.path.isdir(out_dir):
+        return
+    dirs = [os.path.join(out_dir, k) for k in _KERNELS if os.path.isdir(os.path.join(out_dir, k))]
+    for d in dirs:
+        other = [n for n in os.listdir(d) if not any(fnmatch.fnmatch(n, p) for p in _STREAM_FILES)]
+        if other:
+            raise ValueError(f"out_dir: {d} holds files a long run does not write ({', '.join(sorted(other))}); "
+                             "remove it by hand")
+    # the manifest goes first: a discard cut short leaves data without a fingerprint, which is never resumed
+    for name in sorted(os.listdir(out_dir), key=lambda n: not n.startswith(_MANIFEST)):
+        if any(fnmatch.fnmatch(name, p + "*") for p in (_MANIFEST, _BURN, _SUMMARY)):
+            os.remove(os.path.join(out_dir, name))
+    for d in dirs:
+        shutil.rmtree(d)
+
+
+def load_burn(out_dir: str, fix: str = _FIX) -> tuple[np.ndarray, int]:
+    """``(w, burn_in_epochs)``: the weights after burn-in ``(n_chains, dim)`` from ``out_dir/burn.npz``.
+
+    SHA-256 checked: a damaged file raises ``ValueError`` (``checkpoint: ...``, ending with ``fix``).
+    """
+    from .._io import read_checked_npz
+
+    arrays, meta = read_checked_npz(os.path.join(out_dir, _BURN), fix=fix)
+    return arrays["w"], int(meta["burn_in_epochs"])
+
+
 def longrun(out_dir: str, *, epochs: int = 2000, burn_in_epochs: int = 100, lr: float = 1e-3, batch: int = 32,
             n_chains: int = 4, kernels: Sequence[str] = ("sgd", "sgld"), chunk_epochs: int = 250,
-            seed: int = 0, on_chunk=None, sgld_chains: int | None = None) -> dict:
+            seed: int = 0, on_chunk=None, sgld_chains: int | None = None, fresh: bool = False) -> dict:
     """Run (or resume) the long runs into ``out_dir/<kernel>/``; returns a summary dict.
 
     All chains start from the same initial weights and get independent noise.
-    Re-running with the same arguments resumes where a killed run stopped and
-    produces bit-identical files. ``sgld_chains`` (default ``n_chains``) runs
-    SGLD on the first few chains only (each SGLD step needs a full gradient,
-    ``N/b`` times the cost of an SGD step).
+    Re-running with the same arguments and the same code resumes where a
+    killed run stopped and produces bit-identical files; with other
+    arguments or code (:func:`code_fingerprint`) it raises
+    :class:`StaleRunError` (a ``ValueError``) -- ``fresh=True`` discards what
+    ``out_dir`` holds (:func:`discard`) and starts over. ``sgld_chains``
+    (default ``n_chains``) runs SGLD on the first few chains only (each SGLD
+    step needs a full gradient, ``N/b`` times the cost of an SGD step).
     """
+    from .._io import CheckpointError, write_checked_npz
+
+    for name in kernels:
+        if name not in _KERNELS:
+            raise ValueError(f"kernels: expected 'sgd' or 'sgld', got {name!r}")
+    if fresh:
+        discard(out_dir)
     os.makedirs(out_dir, exist_ok=True)
+    config = dict(epochs=int(epochs), burn_in_epochs=int(burn_in_epochs), lr=float(lr), batch=int(batch),
+                  n_chains=int(n_chains), kernels=list(kernels), chunk_epochs=int(chunk_epochs), seed=int(seed),
+                  sgld_chains=None if sgld_chains is None else int(sgld_chains))
+    code = code_fingerprint()
+    resumed = _check_fingerprint(out_dir, {"config": config, "code": code})
     fs, w0, meta = digits_finite_sum(seed)
     N, b = fs.n_data, int(batch)
     spe = N // b
-    burn_path = os.path.join(out_dir, "burn.npz")
+    burn_path = os.path.join(out_dir, _BURN)
     if os.path.exists(burn_path):
-        with np.load(burn_path) as z:
-            w_burn = z["w"]
-            if int(z["burn_in_epochs"]) != int(burn_in_epochs) or w_burn.shape[0] != n_chains:
-                raise ValueError(f"out_dir: {out_dir} holds a burn-in with other parameters; use a new directory")
+        w_burn, burned = load_burn(out_dir)
+        if burned != int(burn_in_epochs) or w_burn.shape[0] != n_chains:
+            raise ValueError(f"out_dir: {out_dir} holds a burn-in with other parameters; use a new directory")
     else:
         if burn_in_epochs > 0:
             k = _chains.sgd(fs, lr, b, sampling="shuffle")
@@ -88,29 +241,28 @@ def longrun(out_dir: str, *, epochs: int = 2000, burn_in_epochs: int = 100, lr: 
             w_burn = ens.x[-1]
         else:
             w_burn = np.broadcast_to(w0, (n_chains, fs.dim)).copy()
-        tmp = burn_path + ".tmp.npz"
-        np.savez(tmp, w=w_burn, burn_in_epochs=np.int64(burn_in_epochs))
-        os.replace(tmp, burn_path)
+        write_checked_npz(burn_path, {"w": w_burn}, {"burn_in_epochs": int(burn_in_epochs)})
     noise_power = float(np.mean([fs.noise_power(w) for w in w_burn]))
     observe = _grad_norm_observer(fs)
     summary = dict(meta, lr=lr, batch=b, steps_per_epoch=spe, epochs=epochs, burn_in_epochs=burn_in_epochs,
-                   n_chains=n_chains, beta_inv=lr / (2 * b), sgld_noise_power=noise_power, runs={})
+                   n_chains=n_chains, beta_inv=lr / (2 * b), sgld_noise_power=noise_power, resumed=resumed,
+                   code_fingerprint=code, runs={})
     for i, name in enumerate(kernels):
         if name == "sgd":
             ker = _chains.sgd(fs, lr, b, sampling="shuffle")
-        elif name == "sgld":
-            ker = _chains.sgld(fs, lr, b, noise_power=noise_power)
         else:
-            raise ValueError(f"kernels: expected 'sgd' or 'sgld', got {name!r}")
+            ker = _chains.sgld(fs, lr, b, noise_power=noise_power)
         nc = n_chains if name == "sgd" or sgld_chains is None else min(int(sgld_chains), n_chains)
-        man = _chains.stream_chains(
-            ker, w_burn[:nc], os.path.join(out_dir, name), n_chains=nc, n_steps=epochs * spe, save_every=spe,
-            seed=seed + 100 * (i + 1), chunk_saves=chunk_epochs, observe=observe, on_chunk=on_chunk,
-            config={"epochs": epochs, "lr": lr, "batch": b}, batching="map",
-        )
+        try:
+            man = _chains.stream_chains(
+                ker, w_burn[:nc], os.path.join(out_dir, name), n_chains=nc, n_steps=epochs * spe, save_every=spe,
+                seed=seed + 100 * (i + 1), chunk_saves=chunk_epochs, observe=observe, on_chunk=on_chunk,
+                config={"epochs": epochs, "lr": lr, "batch": b}, batching="map",
+            )
+        except CheckpointError as e:
+            raise e.with_fix(_FIX) from None
         summary["runs"][name] = {"run_s": man.get("run_s"), "dir": os.path.join(out_dir, name)}
-    with open(os.path.join(out_dir, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
+    atomic_write_json(os.path.join(out_dir, _SUMMARY), summary, default=float)
     return summary
 
 
@@ -124,11 +276,10 @@ def analyse(run_dir: str, *, max_lag: int | None = None, f_cut: float | None = N
     """
     from ..analysis._spectral import autocorrelation, increment_spectrum, low_frequency_test, periodicity_test
 
-    with open(os.path.join(run_dir, "manifest.json")) as fh:
-        man = json.load(fh)
+    man = _chains._read_manifest(run_dir)
     chains = []
     for c in range(man["n_chains"]):
-        x = _chains.load_stream(run_dir, chain=c).astype(np.float64)
+        x = _chains.load_stream(run_dir, chain=c).astype(np.float64)  # SHA-256 checked
         chains.append({
             "spectrum": increment_spectrum(x, 1.0),
             "acf": autocorrelation(x, 1.0, max_lag=max_lag or max(1, x.shape[0] // 4), n_ref=16),

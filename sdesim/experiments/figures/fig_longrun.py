@@ -2,9 +2,13 @@
 
 tiny-fc (d = 917) on 5-class 7x7 digits (N = 721), lr = 1e-3, b = 32 (22 steps per
 epoch), epoch-wise shuffling; burn-in, then weights saved every epoch, streamed to
-``--data`` (default runs/longrun, git-ignored) in atomic chunks; an interrupted run
-resumes exactly (re-run the same command). SGLD at the same beta^-1 = lr/(2b) with
-isotropic noise power tr D/d measured after burn-in.
+``--data`` (default runs/longrun, git-ignored) in atomic, SHA-256-checked chunks; an
+interrupted run resumes exactly (re-run the same command). Data from other code or
+other arguments is never resumed: the run's fingerprint (arguments, sdesim source
+hash, library versions) is kept with the data, and a mismatch -- or a damaged
+checkpoint -- stops the script with one ``error:`` line; ``--fresh`` discards the
+old data and starts over. SGLD at the same beta^-1 = lr/(2b) with isotropic noise
+power tr D/d measured after burn-in.
 
 Writes figures/longrun.{png,pdf,json} (``--quick``: longrun_quick.*, weights in a
 temporary directory): FFT of increments (mean ± std over weights),
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -32,12 +37,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .. import _longrun  # noqa: E402
+from ..._io import CheckpointError  # noqa: E402
 
 from .._figio import parser, save_figure  # noqa: E402
 
 
 def main(argv=None) -> int:
-    here = os.path.dirname(os.path.abspath(__file__))
     ap = parser(__doc__)
     ap.add_argument("--epochs", type=int, default=None, help="default 5000 (--quick: 100)")
     ap.add_argument("--chains", type=int, default=None, help="SGD chains, default 4 (--quick: 2)")
@@ -57,19 +62,31 @@ def main(argv=None) -> int:
     elif args.quick:  # a fresh directory: a quick run never resumes (or trips over) an older one
         data = tmp = tempfile.mkdtemp(prefix="sdesim_longrun_quick_")
     else:
-        data = os.path.join(here, "..", "runs", "longrun")
-    resumed = os.path.exists(os.path.join(data, "burn.npz"))
+        data = os.path.join("runs", "longrun")  # relative to the working directory
     t0 = time.time()
     try:
         summ = _longrun.longrun(data, epochs=epochs, burn_in_epochs=burn, n_chains=chains,
-                                sgld_chains=sgld_chains, chunk_epochs=min(250, epochs))
+                                sgld_chains=sgld_chains, chunk_epochs=min(250, epochs), fresh=args.fresh)
         run_s = time.time() - t0
         res = {k: _longrun.analyse(os.path.join(data, k)) for k in ("sgd", "sgld")}
         for r in res.values():
             r["grad_norm"] = np.array(r["grad_norm"])  # in memory, not a view of a file removed below
+    except _longrun.StaleRunError as e:  # never mix old data with this code's
+        print(f"error: {e.out_dir} holds a long run started with {e.reason}; rerun with --fresh to discard it "
+              "and start over", file=sys.stderr)
+        return 2
+    except CheckpointError as e:  # a damaged checkpoint or chunk file: not loaded
+        print(f"error: {e.with_fix('rerun with --fresh to discard the run and start over')}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # e.g. --fresh on a folder holding files a long run does not write
+        if not str(e).startswith("out_dir:"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
+    resumed = summ["resumed"]
     if tmp:
         summ["runs"] = {k: {**v, "dir": None} for k, v in summ["runs"].items()}
     out = {"summary": summ, "wall_s_this_session": run_s, "resumed_existing_data": resumed, "kernels": {},
