@@ -36,7 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import sdesim
+from .. import problems
+from .._integrate import simulate
 from .._io import atomic_write_text
 
 
@@ -50,9 +51,9 @@ def make_problems():
     B = rng.normal(size=(d, d)) / np.sqrt(d)
     D = B @ B.T + 0.1 * np.diag(np.linspace(0.1, 2.0, d))  # anisotropic SPD
     return {
-        "ex19": dict(problem=sdesim.problems.rotating_double_well(1.5), beta_inv=1.0, dt=0.01),
-        "ou64": dict(problem=sdesim.problems.linear(F, D), beta_inv=0.5, dt=0.01, F=F, L=np.linalg.cholesky(D)),
-        "statedep": dict(problem=sdesim.problems.anisotropic_double_well(0.5), beta_inv=0.5, dt=0.005),
+        "ex19": dict(problem=problems.rotating_double_well(1.5), beta_inv=1.0, dt=0.01),
+        "ou64": dict(problem=problems.linear(F, D), beta_inv=0.5, dt=0.01, F=F, L=np.linalg.cholesky(D)),
+        "statedep": dict(problem=problems.anisotropic_double_well(0.5), beta_inv=0.5, dt=0.005),
     }
 
 
@@ -78,11 +79,11 @@ def timeit(fn, repeats):
 def run_sdesim(spec, n, steps, method="euler"):
     p = spec["problem"]
     kw = dict(beta_inv=spec["beta_inv"], n_particles=n, n_steps=steps, dt=spec["dt"], seed=0, method=method)
-    e = sdesim.simulate(p, **kw)  # compiles
+    e = simulate(p, **kw)  # compiles
     compile_s = e.compile_s
 
     def call():
-        sdesim.simulate(p, **kw)
+        simulate(p, **kw)
 
     return call, compile_s
 
@@ -152,7 +153,7 @@ def run_memory_floor(spec, n, steps):
 
 def run_stream_floor(spec, n, steps):
     """Drawing sdesim's own counter-based normals alone (``(noise_dim, n)`` per step), in a loop."""
-    from sdesim.noise import normals, stream_keys
+    from ..noise import normals, stream_keys
 
     nd = spec["problem"].diffusion.noise_dim
     dim = spec["problem"].dim
@@ -173,7 +174,7 @@ def run_stream_floor(spec, n, steps):
 
 def step_cost(spec, n=4096):
     """XLA's own count of FLOPs and bytes for one Euler--Maruyama step, per particle."""
-    from sdesim.noise import normals, stream_keys
+    from ..noise import normals, stream_keys
 
     p = spec["problem"]
     nd = p.diffusion.noise_dim
@@ -396,7 +397,7 @@ def weak_bias(problems, n2d=1_000_000, n_ou=20_000):
     P = w.reshape(bins, sub, bins, sub).sum(axis=(1, 3))
     P /= P.sum()
     for method in ("euler", "weak_euler"):
-        e = sdesim.simulate(p, beta_inv=bi, n_particles=n2d, n_steps=2000, dt=dt, seed=1, method=method,
+        e = simulate(p, beta_inv=bi, n_particles=n2d, n_steps=2000, dt=dt, seed=1, method=method,
                             keep="stats", stats_bins=bins, stats_box=box)
         H = e.stats["hist"] / e.stats["hist"].sum()
         out[f"ex19_tv_{method}"] = float(0.5 * np.abs(H - P).sum())
@@ -411,7 +412,7 @@ def weak_bias(problems, n2d=1_000_000, n_ou=20_000):
     S = solve_discrete_lyapunov(A, 2 * bi * dt * (L @ L.T))
     se = np.sqrt((np.outer(np.diag(S), np.diag(S)) + S**2) / n_ou)
     for method in ("euler", "weak_euler"):
-        e = sdesim.simulate(spec["problem"], beta_inv=bi, n_particles=n_ou, n_steps=1500, dt=dt, seed=1,
+        e = simulate(spec["problem"], beta_inv=bi, n_particles=n_ou, n_steps=1500, dt=dt, seed=1,
                             method=method, keep="stats")
         C = e.stats["cov"]
         out[f"ou64_max_z_{method}"] = float(np.max(np.abs(C - S) / se))
