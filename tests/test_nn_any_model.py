@@ -153,6 +153,10 @@ def test_train_and_accuracy(digits, tmp_path):
     x, y = digits.x_train, digits.y_train
     out = jax.vmap(mlp)(jnp.asarray(x, jnp.float32))
     assert nn.accuracy(mlp, x, y) == pytest.approx(float(np.mean(np.argmax(out, -1) == y)))
+    # a regression loss on real targets: the mean loss, and no accuracy to report
+    t = np.asarray(out, np.float64) + 1.0
+    mse, acc_t = nn.evaluate(mlp, x, t, loss=lambda m, xi, ti: 0.5 * jnp.sum((m(xi) - ti) ** 2))
+    assert mse == pytest.approx(5.0, rel=1e-5) and np.isnan(acc_t)
     run = nn.train(mlp, digits, epochs=5, batch_size=20, optimizer=optax.adam(1e-2),
                    loss=nn.CrossEntropyLoss(weight_decay=1e-4), checkpoints=(0.4, 1.0),
                    checkpoint_dir=str(tmp_path))

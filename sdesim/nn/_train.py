@@ -110,7 +110,11 @@ def minibatch_indices(key, n_data: int, batch: int, n_batches: int, replacement:
 @eqx.filter_jit
 def _eval_batch(wrapped, loss, x, y):
     out = _adapt.batch_outputs(wrapped, x)
-    correct = jnp.sum(jnp.argmax(out, axis=-1) == y) if out.ndim == 2 else jnp.asarray(0)
+    # accuracy needs class scores (B, C) and integer labels; otherwise it is nan
+    if out.ndim == 2 and jnp.issubdtype(y.dtype, jnp.integer):
+        correct = jnp.sum(jnp.argmax(out, axis=-1) == y).astype(jnp.float32)
+    else:
+        correct = jnp.asarray(jnp.nan, jnp.float32)
     return correct, jnp.sum(_adapt.batch_losses(wrapped, loss, x, y))
 
 
@@ -119,17 +123,19 @@ def evaluate(model, x, y, *, loss=None, batch_size: int = 1024):
 
     The mean loss is ``(1/N) sum_k loss(model, x_k, y_k)`` (default: the
     cross-entropy); the accuracy compares ``argmax`` of the model's outputs
-    with integer labels ``y``. Any model form of :mod:`sdesim.nn`.
+    with integer labels ``y`` (nan when the outputs are not class scores
+    ``(C,)`` per example or ``y`` is not integer). Any model form of
+    :mod:`sdesim.nn`.
     """
     wrapped, _ = _adapt.as_model(model)
     loss = _adapt.resolve_loss(loss)
     x, y = _adapt.prepare_xy(wrapped, x, y)
     _adapt.check_loss(wrapped, loss, x, y)
     n = x.shape[0]
-    correct, total = 0, 0.0
+    correct, total = 0.0, 0.0
     for s in range(0, n, batch_size):
         c, l = _eval_batch(wrapped, loss, x[s : s + batch_size], y[s : s + batch_size])
-        correct += int(c)
+        correct += float(c)
         total += float(l)
     return total / n, correct / n
 
