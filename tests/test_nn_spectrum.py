@@ -237,6 +237,41 @@ def test_remarks_15_16_and_errors():
         nn.minibatch_covariance_factor(9, 8, replacement=False)
 
 
+def test_gradient_matrix_orientation():
+    """Rows are examples: a stated N (n_examples, or the length of x / y) that the rows do not match
+    is refused, naming grads.T when the columns match; a bare matrix is taken as given."""
+    rng = np.random.default_rng(2)
+    G = rng.normal(size=(12, 30))
+    ref = nn.diffusion_spectrum(G, top_k=0)
+    np.testing.assert_array_equal(nn.diffusion_spectrum(G, n_examples=12, top_k=0).eigvals, ref.eigvals)
+    np.testing.assert_array_equal(nn.diffusion_spectrum(G, np.zeros((12, 3)), top_k=0).eigvals, ref.eigvals)
+    with pytest.raises(ValueError, match=r"^grads: has shape \(30, 12\).*N = 12.*pass grads\.T"):
+        nn.diffusion_spectrum(G.T, n_examples=12)
+    with pytest.raises(ValueError, match=r"^grads: .*pass grads\.T"):
+        nn.diffusion_spectrum(G.T, y=np.zeros(12))
+    with pytest.raises(ValueError, match="^grads: has 10 rows"):
+        nn.diffusion_spectrum(G[:10], n_examples=12)
+    with pytest.raises(ValueError, match="^n_examples"):
+        nn.diffusion_spectrum(G, n_examples=0)
+    with pytest.raises(ValueError, match="^x, y"):
+        nn.diffusion_spectrum(G, np.zeros(12), np.zeros(11))
+    assert nn.diffusion_spectrum(G.T, top_k=0).n_examples == 30  # more rows than columns: nothing wrong
+
+
+def test_eigvec_tree_of_a_sequential_model(small_problem):
+    """sdesim's own models: eigenvectors come back Sequential-shaped, None at batch-norm buffers."""
+    model, x, y = small_problem
+    spec = nn.diffusion_spectrum(model, x, y, top_k=2)
+    t = spec.eigvec_tree(1)
+    assert isinstance(t, nn.Sequential) and t.layers[2].stats.mean is None and t.layers[2].stats.var is None
+    w, _ = nn.flat_weights(model)
+    np.testing.assert_array_equal(
+        np.concatenate([np.ravel(l) for l in jax.tree_util.tree_leaves(t)]), spec.eigvecs[:, 1])
+    assert t.layers[1].weight.shape == model.layers[1].weight.shape and w.shape == (spec.dim,)
+    with pytest.raises(ValueError, match="^k"):
+        spec.eigvec_tree(2)
+
+
 def test_exported_noise_drives_the_sde():
     """The exported D runs through sdesim.simulate without forming d x d.
 

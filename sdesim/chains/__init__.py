@@ -1,6 +1,8 @@
 """Chains as particles (``sdesim.chains``): SGD, SGLD and the SDE on one finite-sum loss.
 
-A :class:`FiniteSum` loss, the chain kernels :func:`sgd`, :func:`sgld` and
+A :class:`FiniteSum` loss (``FiniteSum.from_model(model, x, y, loss=...)``
+for a network: any model form of :mod:`sdesim.nn` over its flat weights,
+``fs.x0`` and ``fs.unravel(w)``), the chain kernels :func:`sgd`, :func:`sgld` and
 :func:`sde`, the driver :func:`run_chains` (in memory) and
 :func:`stream_chains` / :func:`load_stream` (on disk, resumable), and the
 exact stationary theory of SGD on least squares (``linreg_*``).

@@ -68,6 +68,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 import weakref
 from typing import Any, Callable, NamedTuple, Optional
@@ -80,6 +81,7 @@ import optax
 from .. import _noise
 from .._io import atomic_write_bytes, atomic_write_json
 from .._integrate import Ensemble, _divergence_report
+from .._temperature import _finite_population_factor, temperature
 from .._validate import check_nonneg_int, check_positive, check_positive_int, check_save_every
 
 __all__ = [
@@ -107,18 +109,33 @@ def subset_factor(n_data: int, batch: int) -> float:
     with ``D = (1/N) sum (g_k - g)(g_k - g)^T`` (the population covariance):
     ``Cov = (1/b^2)[b D + b(b-1) c]`` with the pair covariance
     ``c = E_{i != j}(g_i - g)(g_j - g)^T = -D / (N - 1)`` (the deviations sum to 0).
-    The paper's Remark 12 uses ``1 - b/N``; they differ by ``O(1/N)``.
+    The paper's Remark 12 uses ``1 - b/N``; they differ by ``O(1/N)``. The
+    factor is the one :func:`sdesim.temperature` applies with
+    ``finite_population="exact"`` (0 at ``b = N``).
     """
     N = check_positive_int(n_data, "n_data")
     b = check_positive_int(batch, "batch")
     if b > N:
         raise ValueError(f"batch: {b} exceeds n_data={N}")
-    return 1.0 if N == 1 else (N - b) / (N - 1)
+    return _finite_population_factor(b, N, "exact")
 
 
 # ---------------------------------------------------------------------------
 # the loss
 # ---------------------------------------------------------------------------
+
+
+def _error_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {(lines[0] if lines else '')[:300]}"
+
+
+def _try_shape(fn, *args):
+    """``(shape, None)`` of ``jax.eval_shape(fn, *args)``, or ``(None, exception)``."""
+    try:
+        return getattr(jax.eval_shape(fn, *args), "shape", None), None
+    except Exception as e:  # noqa: BLE001 -- reported, not swallowed
+        return None, e
 
 
 class FiniteSum:
@@ -131,6 +148,15 @@ class FiniteSum:
             forward pass instead of a vmap over single examples).
         data: tuple of arrays with a common leading axis ``N`` (one row per example).
         dim: number of parameters ``d``.
+
+    The loss is traced (``jax.eval_shape``, nothing runs) on the first
+    example before anything else: a ``dim`` that does not fit the loss, a
+    batched loss without ``vectorized=True`` or a non-scalar result raise one
+    ``ValueError`` naming ``dim`` or ``loss``.
+
+    A network: :meth:`from_model` builds the finite sum over a model's flat
+    weights; ``fs.x0`` are its weights and ``fs.unravel(x)`` the model with
+    weights ``x``.
 
     Methods (``idx`` an int array of example indices ``(b,)``):
         ``batch_grad(x, idx)`` -> ``grad (1/b) sum_{k in idx} f_k`` ``(d,)``;
@@ -157,16 +183,87 @@ class FiniteSum:
         self.vectorized = bool(vectorized)
         self.data = data
         self.n_data = int(n)
+        self.x0 = None
+        self._unravel = None
+        self._check_loss()
+
+    def _check_loss(self):
         x_sd = jax.ShapeDtypeStruct((self.dim,), jnp.float32)
+        loss, data, n = self.loss, self.data, self.n_data
+        one = tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in data)
+        two = tuple(jax.ShapeDtypeStruct((min(2, n),) + a.shape[1:], a.dtype) for a in data)
         if self.vectorized:
-            out = jax.eval_shape(loss, x_sd, *(a[:2] for a in data))
-            if getattr(out, "shape", None) != (min(2, n),):
+            shape, err = _try_shape(loss, x_sd, *two)
+            if err is None and shape == (min(2, n),):
+                return
+            if err is None:
                 raise ValueError(f"loss: with vectorized=True must map a batch (B, ...) to (B,) losses, got "
-                                 f"{getattr(out, 'shape', out)}")
+                                 f"shape {shape} for a batch of {min(2, n)}")
         else:
-            out = jax.eval_shape(loss, x_sd, *(a[0] for a in data))
-            if getattr(out, "shape", None) != ():
-                raise ValueError(f"loss: must return a scalar for one example, got shape {getattr(out, 'shape', out)}")
+            shape, err = _try_shape(loss, x_sd, *one)
+            if err is None and shape == ():
+                return
+            shape2, err2 = _try_shape(loss, x_sd, *two)
+            batched = err2 is None and shape2 == (min(2, n),)
+            if err is None:
+                raise ValueError(
+                    f"loss: returned shape {shape} for one example; "
+                    + ("pass vectorized=True or a per-example loss" if batched
+                       else "a per-example loss(x, *example) must return a scalar")
+                )
+            if batched:
+                raise ValueError(
+                    f"loss: fails on one example ({_error_line(err)}) but maps a batch of {min(2, n)} to "
+                    f"shape {shape2}; pass vectorized=True or a per-example loss"
+                )
+        # the loss cannot be traced at x of shape (dim,): most often dim is wrong
+        m = re.search(r"Sum of sizes (\d+) must be equal to dimension 0 of the operand shape \[(\d+)\]", str(err))
+        if m and int(m.group(2)) == self.dim:
+            raise ValueError(f"dim: the loss's parameter vector has size {m.group(1)}, got dim={self.dim}")
+        raise ValueError(
+            f"dim: the loss fails for a parameter vector x of shape ({self.dim},) (dim={self.dim}): "
+            f"{_error_line(err)}; check that dim is the loss's parameter count (and that the loss "
+            f"works on {'a batch' if self.vectorized else 'one example'} of data)"
+        )
+
+    @classmethod
+    def from_model(cls, model, x, y, *, loss=None) -> "FiniteSum":
+        """The finite sum of a network's per-example losses over its flat weights.
+
+        ``f_k(w) = loss(model_w, x_k, y_k)`` with ``loss(model, x_i, y_i) ->
+        scalar`` (default :class:`sdesim.nn.CrossEntropyLoss`, the softmax
+        cross-entropy on integer labels, optional L2 weight decay) and
+        ``model`` any form of :mod:`sdesim.nn`: an equinox module mapping one
+        example (``eqx.nn.MLP``), :class:`sdesim.nn.FunctionModel` or
+        ``(apply_fn, params)``, or an :class:`sdesim.nn.Sequential` (evaluation
+        mode). ``w`` (``dim = d``) is the flat vector of the floating-point
+        leaves in :func:`sdesim.nn.flat_weights` order; ``fs.x0`` holds the
+        model's weights and ``fs.unravel(w)`` returns the model (same form)
+        with weights ``w`` -- in ``w``'s dtype, so float64 chains evaluate
+        the network in float64. ``chains.sgd / sgld / sde(fs.problem())`` run
+        on it directly.
+        """
+        from ..nn import _adapt
+
+        wrapped, restore = _adapt.as_model(model)
+        loss = _adapt.resolve_loss(loss)
+        x, y = _adapt.prepare_xy(wrapped, x, y)
+        _adapt.check_loss(wrapped, loss, x, y)
+        flat = _adapt.Flat(wrapped, restore)
+
+        def f(w, xi, yi):
+            return loss(flat.wrapped(w), xi, yi)
+
+        fs = cls(f, (x, y), flat.dim)
+        fs.x0 = flat.w0
+        fs._unravel = flat.model
+        return fs
+
+    def unravel(self, x):
+        """The model (in the form given to :meth:`from_model`) with flat weights ``x (dim,)``."""
+        if self._unravel is None:
+            raise ValueError("unravel: this FiniteSum was not built from a model (use FiniteSum.from_model)")
+        return self._unravel(x)
 
     def losses(self, x, *batch):
         """Per-example losses ``(B,)`` of a batch of examples (arrays with leading axis B)."""
@@ -309,8 +406,11 @@ def sgd(fs: FiniteSum, lr: float, batch: int, *, sampling: str = "replacement", 
     ``sampling``: ``"replacement"`` (``b`` i.i.d. uniform indices), ``"subset"``
     (a fresh uniform ``b``-subset each step), ``"shuffle"`` (epoch-wise
     permutations; ``floor(N/b)`` steps per epoch, epoch ``e = k // floor(N/b)``).
-    ``beta_inv`` is reported as ``lr/(2b)`` times the one-step covariance
-    factor (1, ``(N-b)/(N-1)``, or nan for shuffling, which has none).
+    ``beta_inv`` is reported by :func:`sdesim.temperature`: ``lr/(2b)`` with
+    replacement; for ``"subset"`` times the exact finite-population factor
+    ``(N-b)/(N-1)`` (``finite_population="exact"``: the kernel's true one-step
+    covariance, not the paper's ``1 - b/N``); nan for shuffling, which has no
+    one-step factor.
 
     Implementation: with replacement, a gather of ``b`` examples. For
     ``N <= DENSE_MAX`` subsets/shuffles are masks ``m`` from random ranks and
@@ -331,9 +431,7 @@ def sgd(fs: FiniteSum, lr: float, batch: int, *, sampling: str = "replacement", 
         def grad(x, key, k, aux):
             idx = (_words(key[0], k, b) % jnp.uint32(N)).astype(jnp.int32)
             return fs.batch_grad(x, idx), aux
-        factor = 1.0
     elif sampling == "subset":
-        factor = subset_factor(N, b)
         if dense:
             def grad(x, key, k, aux):
                 m = (_ranks(_words(key[0], k, N)) < b).astype(x.dtype)
@@ -350,7 +448,6 @@ def sgd(fs: FiniteSum, lr: float, batch: int, *, sampling: str = "replacement", 
                 idx = jax.lax.fori_loop(0, b, swap, jnp.arange(N, dtype=jnp.int32))[:b]
                 return fs.batch_grad(x, idx), aux
     else:
-        factor = float("nan")
         if dense:
             def grad(x, key, k, aux):
                 e, j = k // spe, k % spe
@@ -368,7 +465,14 @@ def sgd(fs: FiniteSum, lr: float, batch: int, *, sampling: str = "replacement", 
                 return fs.batch_grad(x, idx), aux
 
     meta = {"batch": b, "n_data": N, "sampling": sampling, "steps_per_epoch": spe if sampling == "shuffle" else N / b}
-    return _oracle_kernel(grad, lr, lr / (2 * b) * factor, fs.dim, f"sgd-{sampling}", optimizer, meta, aux0)
+    if sampling == "replacement":
+        beta_inv = temperature(lr, b)
+    elif sampling == "subset":
+        beta_inv = temperature(lr, b, N, replacement=False, finite_population="exact")
+        meta["finite_population"] = "exact"
+    else:
+        beta_inv = float("nan")
+    return _oracle_kernel(grad, lr, beta_inv, fs.dim, f"sgd-{sampling}", optimizer, meta, aux0)
 
 
 def _noise_scale(lr, batch, beta_inv):

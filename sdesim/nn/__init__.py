@@ -10,8 +10,20 @@ Typical use::
     spec = nn.diffusion_spectrum(run.model, data.x_train, data.y_train)
     spec.eigvals, spec.mean, spec.std, spec.rank_fraction
     noise = spec.to_noise(diag="residual")                    # LowRankDiagonal
+
+Any model: an equinox module mapping ONE example (``eqx.nn.MLP``), a
+``FunctionModel(apply_fn, params)`` or the pair ``(apply_fn, params)``, with a
+per-example ``loss(model, x_i, y_i)`` (default ``CrossEntropyLoss()``)::
+
+    mlp = eqx.nn.MLP(64, 10, 32, 1, activation=jax.numpy.tanh, key=jax.random.PRNGKey(0))
+    flat = data.flatten()                                     # (N, 64) vectors
+    run = nn.train(mlp, flat, epochs=5, optimizer=optax.adam(1e-2))
+    spec = nn.diffusion_spectrum(run.model, flat.x_train, flat.y_train)
+    spec.eigvec_tree(0)                                       # top eigenvector, MLP-shaped
 """
 
+from ._adapt import CrossEntropyLoss as CrossEntropyLoss
+from ._adapt import FunctionModel as FunctionModel
 from ._data import DataFileError as DataFileError
 from ._data import Dataset as Dataset
 from ._data import augment_shifts as augment_shifts
@@ -61,11 +73,11 @@ from ._train import save_checkpoint as save_checkpoint
 from ._train import train as train
 
 __all__ = [
-    "BatchNorm", "Checkpoint", "Conv2d", "DataFileError", "Dataset", "DiffusionSpectrum",
+    "BatchNorm", "Checkpoint", "Conv2d", "CrossEntropyLoss", "DataFileError", "Dataset", "DiffusionSpectrum",
     "Dropout", "Flatten", "Linear", "MaxPool2d", "ReLU", "RunningStats", "Sequential",
     "TrainResult", "accuracy", "augment_shifts", "cross_entropy", "describe",
     "diffusion_matrix", "diffusion_spectrum", "downsample", "evaluate", "flat_weights",
-    "full_gradient", "global_contrast_normalize", "load_checkpoint", "load_cifar",
+    "FunctionModel", "full_gradient", "global_contrast_normalize", "load_checkpoint", "load_cifar",
     "load_digits", "load_mnist", "lr_schedule", "make_dataset", "make_model",
     "minibatch_covariance_factor", "minibatch_indices", "n_weights", "per_example_grads",
     "per_example_loss", "read_idx", "save_checkpoint", "small_fc", "small_lenet",

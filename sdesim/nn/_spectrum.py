@@ -42,20 +42,24 @@ For a minibatch of ``b`` examples drawn uniformly, ``g_b = (1/b) sum_{k in B} g_
 * without replacement: ``Cov(g_b) = (D / b) (N - b) / (N - 1)`` -- the exact
   finite-population correction (``Cov(g_i, g_j) = -D/(N-1)`` for two distinct
   draws, so ``Var(sum) = b D - b(b-1) D/(N-1) = b D (N-b)/(N-1)``). The
-  paper's ``(1 - b/N)`` is its large-``N`` approximation
-  (:func:`minibatch_covariance_factor`).
+  paper's ``(1 - b/N)`` is its large-``N`` approximation.
+
+:func:`minibatch_covariance_factor` returns ``c`` with ``Cov(g_b) = c D``; it
+is ``2 beta^-1 / lr`` of :func:`sdesim.temperature` (``beta^-1 = lr c / 2``)
+and uses the exact factor by default (``finite_population="exact"``), the
+paper's with ``finite_population="paper"``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
-import equinox as eqx
 import numpy as np
 import scipy.linalg
 
 from .._diffusion import LowRankDiagonal
+from . import _adapt
 
 __all__ = [
     "DiffusionSpectrum",
@@ -65,20 +69,26 @@ __all__ = [
 ]
 
 
-def minibatch_covariance_factor(batch: int, n_data: int, replacement: bool = True) -> float:
-    """``c`` with ``Cov(minibatch gradient) = c D``: ``1/b``, or ``(N-b)/((N-1) b)``."""
+def minibatch_covariance_factor(batch: int, n_data: int, replacement: bool = True, *,
+                                finite_population: str = "exact") -> float:
+    """``c`` with ``Cov(minibatch gradient) = c D``: ``1/b`` with replacement; without,
+    ``(N-b)/((N-1) b)`` (``finite_population="exact"``, the default: the true
+    covariance of a uniform ``b``-subset) or ``(1 - b/N)/b`` (``"paper"``).
+
+    Computed by :func:`sdesim.temperature` as ``c = 2 beta^-1 / lr`` (one
+    definition of the finite-population factor in sdesim). With replacement
+    ``n_data`` is checked but does not enter (``b > N`` is allowed).
+    """
+    from .._temperature import temperature
+
     b, N = int(batch), int(n_data)
-    if b <= 0:
+    if isinstance(batch, bool) or b != batch or b <= 0:
         raise ValueError(f"batch: expected a positive integer, got {batch!r}")
-    if N <= 0:
+    if isinstance(n_data, bool) or N != n_data or N <= 0:
         raise ValueError(f"n_data: expected a positive integer, got {n_data!r}")
     if replacement:
-        return 1.0 / b
-    if b > N:
-        raise ValueError(f"batch: {b} exceeds n_data={N} without replacement")
-    if N == 1:
-        return 0.0
-    return (N - b) / ((N - 1) * b)
+        return 2.0 * temperature(1.0, b)
+    return 2.0 * temperature(1.0, b, N, replacement=False, finite_population=finite_population)
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +108,9 @@ class DiffusionSpectrum:
     rank : number of eigenvalues above ``threshold = lam_max * d * eps``.
     eps, eps_dtype : the epsilon used and the dtype it belongs to.
     method : ``"gram"`` or ``"dense"``.
+    unravel_fn : for a spectrum measured on a model, the map from a flat
+        ``(d,)`` vector to a parameter PyTree (see :meth:`unravel`); ``None``
+        for a gradient matrix.
     """
 
     eigvals: np.ndarray
@@ -112,6 +125,24 @@ class DiffusionSpectrum:
     eps_dtype: str
     method: str
     meta: dict = field(default_factory=dict)
+    unravel_fn: Optional[Callable] = field(default=None, repr=False)
+
+    def unravel(self, v):
+        """A flat ``(d,)`` vector (an eigenvector, :attr:`mean_gradient`, :attr:`diag`)
+        as a parameter PyTree: shaped like the model with ``None`` where it has
+        no weights (as ``eqx.filter_grad`` returns gradients), or the
+        ``params`` PyTree of a function model."""
+        if self.unravel_fn is None:
+            raise ValueError("unravel: this spectrum was measured from a gradient matrix, which carries no "
+                             "parameter structure; pass the model to diffusion_spectrum")
+        return self.unravel_fn(np.asarray(v))
+
+    def eigvec_tree(self, k: int = 0):
+        """The eigenvector of the ``k``-th largest eigenvalue as a parameter PyTree (:meth:`unravel`)."""
+        n = 0 if self.eigvecs is None else self.eigvecs.shape[1]
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (0 <= k < n):
+            raise ValueError(f"k: expected an integer in [0, {n}) (eigenvectors kept: top_k={n}), got {k!r}")
+        return self.unravel(self.eigvecs[:, int(k)])
 
     @property
     def mean(self) -> float:
@@ -235,11 +266,32 @@ def diffusion_matrix(grads) -> np.ndarray:
     return Gc.T @ Gc / G.shape[0]
 
 
+def _check_count(v, name):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    return int(v)
+
+
+def _check_orientation(G: np.ndarray, n: int, source: str) -> None:
+    """Rows of ``G`` must be the ``n`` examples (``source`` says where ``n`` came from)."""
+    rows, cols = G.shape
+    if rows == n:
+        return
+    if cols == n:
+        raise ValueError(
+            f"grads: has shape {G.shape} but {source} says N = {n} examples; the rows must be the "
+            f"examples, (N, d) = ({n}, {rows}): pass grads.T"
+        )
+    raise ValueError(f"grads: has {rows} rows but {source} says N = {n} examples; expected an (N, d) matrix")
+
+
 def diffusion_spectrum(
     grads_or_model,
     x=None,
     y=None,
     *,
+    loss=None,
+    n_examples: Optional[int] = None,
     method: str = "auto",
     top_k: Optional[int] = None,
     eps: Optional[float] = None,
@@ -249,10 +301,20 @@ def diffusion_spectrum(
 
     Parameters
     ----------
-    grads_or_model : an ``(N, d)`` matrix of per-example gradients, or a
-        :class:`sdesim.nn.Sequential` model (then ``x (N, C, H, W)`` and
-        ``y (N,)`` are required and the gradients are computed in evaluation
-        mode by :func:`sdesim.nn.per_example_grads`).
+    grads_or_model : an ``(N, d)`` matrix of per-example gradients (rows are
+        examples), or a model in any form of :mod:`sdesim.nn` -- an equinox
+        module mapping one example (``eqx.nn.MLP``), a
+        :class:`sdesim.nn.FunctionModel` or ``(apply_fn, params)``, or an
+        :class:`sdesim.nn.Sequential`. With a model, ``x (N, ...)`` and
+        ``y (N, ...)`` are required and the gradients are computed (evaluation
+        mode) by :func:`sdesim.nn.per_example_grads`; the result then maps
+        flat vectors back to parameter PyTrees (:meth:`DiffusionSpectrum.eigvec_tree`).
+    x, y : the data (with a gradient matrix, only their length is used, as ``n_examples``).
+    loss : per-example ``loss(model, x_i, y_i) -> scalar`` (default
+        :class:`sdesim.nn.CrossEntropyLoss`); only with a model.
+    n_examples : the number of examples ``N``; a gradient matrix whose rows
+        are not ``N`` is refused (``grads.T`` is named when its columns are).
+        A bare matrix is taken as ``(N, d)`` as given (``N`` rows).
     method : ``"auto"`` (Gram when ``N < d``, dense otherwise), ``"gram"``, ``"dense"``.
     top_k : number of eigenvectors to keep (``None``: the numerical rank; 0: none).
     eps : epsilon of the rank threshold ``lam_max * d * eps`` (default: the
@@ -263,16 +325,32 @@ def diffusion_spectrum(
     -------
     :class:`DiffusionSpectrum` with ``.eigvals, .mean, .std, .rank_fraction``.
     """
-    if isinstance(grads_or_model, eqx.Module):
+    if n_examples is not None:
+        n_examples = _check_count(n_examples, "n_examples")
+    unravel_fn = None
+    if _adapt.is_model(grads_or_model):
         if x is None or y is None:
             raise ValueError("x, y: a model needs the data (x, y) to measure D on")
+        n_x = np.shape(x)[0] if np.ndim(x) else 0
+        if n_examples is not None and n_examples != n_x:
+            raise ValueError(f"n_examples: {n_examples} given but x has {n_x} examples")
         from ._pergrad import per_example_grads
 
-        G = np.asarray(per_example_grads(grads_or_model, x, y, chunk_size=chunk_size))
+        wrapped, restore = _adapt.as_model(grads_or_model)
+        G = np.asarray(per_example_grads(grads_or_model, x, y, loss=loss, chunk_size=chunk_size))
+        unravel_fn = _adapt.Flat(wrapped, restore).tree
     else:
-        if x is not None or y is not None:
-            raise ValueError("x, y: only used with a model; got a gradient matrix")
+        if loss is not None:
+            raise ValueError("loss: only used with a model; got a gradient matrix")
         G = _as_grads(grads_or_model)
+        lengths = {name: int(np.shape(v)[0]) for name, v in (("x", x), ("y", y)) if v is not None and np.ndim(v)}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"x, y: different numbers of examples {lengths}")
+        if n_examples is not None:
+            _check_orientation(G, n_examples, "n_examples")
+        elif lengths:
+            name, n = next(iter(lengths.items()))
+            _check_orientation(G, n, f"{name} (length {n})")
     G = _as_grads(G)
     if eps is None:
         eps_dtype = G.dtype if np.issubdtype(G.dtype, np.floating) else np.dtype(np.float64)
@@ -319,4 +397,5 @@ def diffusion_spectrum(
     return DiffusionSpectrum(
         eigvals=eigvals, eigvecs=vecs, diag=diag, mean_gradient=g, n_examples=N, dim=d,
         rank=rank, threshold=threshold, eps=eps, eps_dtype=eps_name, method=method,
+        unravel_fn=unravel_fn,
     )

@@ -1,12 +1,19 @@
-"""Training with optax: SGD with Nesterov momentum, a learning-rate schedule,
-checkpoints at fractions of training.
+"""Training with optax: SGD with Nesterov momentum (or any optax optimizer), a
+learning-rate schedule, checkpoints at fractions of training.
 
-Update (optax ``sgd(lr_t, momentum=0.9, nesterov=True)``)::
+Default update (optax ``sgd(lr_t, momentum=0.9, nesterov=True)``)::
 
     m_{t+1} = mu m_t + grad f_B(x_t),     x_{t+1} = x_t - lr_t (grad f_B(x_t) + mu m_{t+1})
 
-with ``grad f_B`` the mean cross-entropy gradient of a minibatch ``B`` in
-training mode (batch-norm on batch statistics, dropout on). Each epoch draws
+with ``grad f_B`` the gradient of the minibatch loss
+``f_B = (1/b) sum_{k in B} f_k``. For sdesim's :class:`sdesim.nn.Sequential`
+models ``f_k`` is the cross-entropy in training mode (batch-norm on batch
+statistics, dropout on; plus the L2 term of
+``loss=CrossEntropyLoss(weight_decay=...)``); for any other model (an
+equinox module mapping one example, a function model) ``f_k =
+loss(model, x_k, y_k)``, vmapped over the minibatch. ``optimizer=`` replaces
+the default by any optax ``GradientTransformation`` (``lr``, ``momentum``,
+``nesterov`` and ``schedule`` are then unused). Each epoch draws
 ``floor(N / b)`` minibatches, without replacement (a fresh permutation, last
 partial batch dropped) by default, or i.i.d. with replacement.
 
@@ -32,6 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import _adapt
+from ._adapt import CrossEntropyLoss
 from ._data import Dataset
 from ._models import trainable
 from ._pergrad import cross_entropy
@@ -99,47 +108,80 @@ def minibatch_indices(key, n_data: int, batch: int, n_batches: int, replacement:
 
 
 @eqx.filter_jit
-def _predict(model, x):
-    return jnp.argmax(model(x), axis=-1), model(x)
+def _eval_batch(wrapped, loss, x, y):
+    out = _adapt.batch_outputs(wrapped, x)
+    # accuracy needs class scores (B, C) and integer labels; otherwise it is nan
+    if out.ndim == 2 and jnp.issubdtype(y.dtype, jnp.integer):
+        correct = jnp.sum(jnp.argmax(out, axis=-1) == y).astype(jnp.float32)
+    else:
+        correct = jnp.asarray(jnp.nan, jnp.float32)
+    return correct, jnp.sum(_adapt.batch_losses(wrapped, loss, x, y))
 
 
-def evaluate(model, x, y, *, batch_size: int = 1024):
-    """``(mean cross-entropy, accuracy)`` in evaluation mode."""
+def evaluate(model, x, y, *, loss=None, batch_size: int = 1024):
+    """``(mean loss, accuracy)`` in evaluation mode.
+
+    The mean loss is ``(1/N) sum_k loss(model, x_k, y_k)`` (default: the
+    cross-entropy); the accuracy compares ``argmax`` of the model's outputs
+    with integer labels ``y`` (nan when the outputs are not class scores
+    ``(C,)`` per example or ``y`` is not integer). Any model form of
+    :mod:`sdesim.nn`.
+    """
+    wrapped, _ = _adapt.as_model(model)
+    loss = _adapt.resolve_loss(loss)
+    x, y = _adapt.prepare_xy(wrapped, x, y)
+    _adapt.check_loss(wrapped, loss, x, y)
     n = x.shape[0]
-    correct, loss = 0, 0.0
+    correct, total = 0.0, 0.0
     for s in range(0, n, batch_size):
-        xb, yb = jnp.asarray(x[s : s + batch_size]), jnp.asarray(y[s : s + batch_size])
-        pred, logits = _predict(model, xb)
-        correct += int(jnp.sum(pred == yb))
-        loss += float(jnp.sum(cross_entropy(logits, yb)))
-    return loss / n, correct / n
+        c, l = _eval_batch(wrapped, loss, x[s : s + batch_size], y[s : s + batch_size])
+        correct += float(c)
+        total += float(l)
+    return total / n, correct / n
 
 
 def accuracy(model, x, y, *, batch_size: int = 1024) -> float:
-    """Fraction of correctly classified examples (evaluation mode)."""
+    """Fraction of correctly classified examples (evaluation mode; ``argmax`` of the outputs)."""
     return evaluate(model, x, y, batch_size=batch_size)[1]
 
 
 @eqx.filter_jit
-def _epoch(model, opt_state, x, y, idx, key, optimizer):
+def _epoch(model, opt_state, x, y, idx, key, optimizer, loss):
+    """One pass of minibatch steps; ``model`` is the per-example wrapped module."""
+    batch_level = _adapt.is_batch_level(model)
+
+    # the scan carries the model's arrays only (functions and other static leaves are closed over)
+    arrays, rest = eqx.partition(model, eqx.is_array)
+
     def step(carry, inp):
-        model, opt_state = carry
+        arrays, opt_state = carry
+        model = eqx.combine(arrays, rest)
         bi, k = inp
         params, static = eqx.partition(model, trainable(model))
 
-        def loss_fn(p):
-            logits, new_m = eqx.combine(p, static).forward_train(x[bi], k)
-            return jnp.mean(cross_entropy(logits, y[bi])), new_m
+        if batch_level:  # sdesim's Sequential: training mode on the whole minibatch
+            def loss_fn(p):
+                m = eqx.combine(p, static)
+                logits, new_inner = m.model.forward_train(x[bi], k)
+                value = jnp.mean(cross_entropy(logits, y[bi]))
+                if loss.weight_decay:
+                    value = value + loss.penalty(m)
+                return value, eqx.tree_at(lambda w: w.model, m, new_inner)
+        else:
+            def loss_fn(p):
+                m = eqx.combine(p, static)
+                return jnp.mean(jax.vmap(loss, in_axes=(None, 0, 0))(m, x[bi], y[bi])), m
 
-        (loss, new_m), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        (value, new_m), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         _, new_static = eqx.partition(new_m, trainable(new_m))
-        return (eqx.combine(params, new_static), opt_state), loss
+        new_arrays, _ = eqx.partition(eqx.combine(params, new_static), eqx.is_array)
+        return (new_arrays, opt_state), value
 
     keys = jax.random.split(key, idx.shape[0])
-    (model, opt_state), losses = jax.lax.scan(step, (model, opt_state), (idx, keys))
-    return model, opt_state, jnp.mean(losses)
+    (arrays, opt_state), losses = jax.lax.scan(step, (arrays, opt_state), (idx, keys))
+    return eqx.combine(arrays, rest), opt_state, jnp.mean(losses)
 
 
 def train(
@@ -157,8 +199,19 @@ def train(
     seed: int = 0,
     checkpoint_dir: Optional[str] = None,
     verbose: bool = False,
+    loss=None,
+    optimizer: Optional[optax.GradientTransformation] = None,
 ) -> TrainResult:
-    """Train ``model`` on ``data.x_train`` with SGD + Nesterov momentum.
+    """Train ``model`` on ``data.x_train`` with SGD + Nesterov momentum (or ``optimizer``).
+
+    ``model`` is any form of :mod:`sdesim.nn` (an equinox module mapping one
+    example, :class:`sdesim.nn.FunctionModel` or ``(apply_fn, params)``, or an
+    :class:`sdesim.nn.Sequential`); the trained model comes back in the same
+    form. ``loss(model, x_i, y_i) -> scalar`` is the per-example loss
+    (default :class:`sdesim.nn.CrossEntropyLoss`; a ``Sequential`` trains in
+    training mode and takes only a ``CrossEntropyLoss``). ``optimizer`` is any
+    optax ``GradientTransformation``; ``lr``, ``momentum``, ``nesterov`` and
+    ``schedule`` build the default one and are unused when it is given.
 
     Returns a :class:`TrainResult` with the final model, the
     :class:`Checkpoint` list (one per fraction) and a per-epoch ``history``
@@ -177,14 +230,28 @@ def train(
     if any(not (0.0 < f <= 1.0) for f in fracs):
         raise ValueError(f"checkpoints: fractions must lie in (0, 1], got {list(checkpoints)}")
     ckpt_epochs = {f: max(1, int(round(f * epochs))) for f in fracs}
+    wrapped, restore = _adapt.as_model(model)
+    loss = _adapt.resolve_loss(loss)
+    if _adapt.is_batch_level(wrapped) and not isinstance(loss, CrossEntropyLoss):
+        raise ValueError(
+            "loss: sdesim's batch-level models (nn.Sequential) train in training mode with the "
+            "cross-entropy; pass loss=None or nn.CrossEntropyLoss(weight_decay=...)"
+        )
+    if optimizer is not None and not (callable(getattr(optimizer, "init", None))
+                                      and callable(getattr(optimizer, "update", None))):
+        raise ValueError(f"optimizer: expected an optax GradientTransformation, got {type(optimizer).__name__}")
+    x, y = _adapt.prepare_xy(wrapped, data.x_train, data.y_train, name="data.x_train")
+    _adapt.check_loss(wrapped, loss, x, y, name="data.x_train")
     n_batches = N // batch_size
-    sched = lr_schedule(lr, epochs * n_batches, schedule)
-    optimizer = optax.sgd(sched, momentum=float(momentum) if momentum else None, nesterov=bool(nesterov and momentum))
-    params, _ = eqx.partition(model, trainable(model))
+    if optimizer is None:
+        sched = lr_schedule(lr, epochs * n_batches, schedule)
+        optimizer = optax.sgd(sched, momentum=float(momentum) if momentum else None,
+                              nesterov=bool(nesterov and momentum))
+        opt_name = "sgd"
+    else:
+        opt_name = "user"
+    params, _ = eqx.partition(wrapped, trainable(wrapped))
     opt_state = optimizer.init(params)
-    dtype = model.dtype
-    x = jnp.asarray(data.x_train, dtype=dtype)
-    y = jnp.asarray(data.y_train, dtype=jnp.int32)
     key = jax.random.PRNGKey(seed)
     hist = {"epoch": [], "train_loss": [], "train_accuracy": [], "val_accuracy": []}
     out: List[Checkpoint] = []
@@ -193,26 +260,29 @@ def train(
     for ep in range(1, epochs + 1):
         key, k_idx, k_drop = jax.random.split(key, 3)
         idx = minibatch_indices(k_idx, N, batch_size, n_batches, replacement)
-        model, opt_state, loss = _epoch(model, opt_state, x, y, idx, k_drop, optimizer)
-        loss = float(loss)
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"training diverged at epoch {ep} (loss {loss}); lower lr")
-        _, tr_acc = evaluate(model, data.x_train, data.y_train)
-        _, va_acc = evaluate(model, data.x_val, data.y_val) if len(data.y_val) else (np.nan, np.nan)
+        wrapped, opt_state, value = _epoch(wrapped, opt_state, x, y, idx, k_drop, optimizer, loss)
+        value = float(value)
+        if not np.isfinite(value):
+            raise FloatingPointError(f"training diverged at epoch {ep} (loss {value}); lower lr")
+        current = restore(wrapped)
+        _, tr_acc = evaluate(current, data.x_train, data.y_train)
+        _, va_acc = evaluate(current, data.x_val, data.y_val) if len(data.y_val) else (np.nan, np.nan)
         hist["epoch"].append(ep)
-        hist["train_loss"].append(loss)
+        hist["train_loss"].append(value)
         hist["train_accuracy"].append(tr_acc)
         hist["val_accuracy"].append(va_acc)
         if verbose:
-            print(f"  epoch {ep:4d}  loss {loss:.4f}  train acc {tr_acc:.4f}  val acc {va_acc:.4f}")
+            print(f"  epoch {ep:4d}  loss {value:.4f}  train acc {tr_acc:.4f}  val acc {va_acc:.4f}")
         for f in fracs:
             if ckpt_epochs[f] == ep:
-                out.append(Checkpoint(f, ep, ep * n_batches, model, loss, tr_acc, va_acc))
+                out.append(Checkpoint(f, ep, ep * n_batches, current, value, tr_acc, va_acc))
                 if checkpoint_dir is not None:
-                    save_checkpoint(os.path.join(checkpoint_dir, f"ckpt_{100 * f:03.0f}.eqx"), model)
+                    save_checkpoint(os.path.join(checkpoint_dir, f"ckpt_{100 * f:03.0f}.eqx"), current)
     config = dict(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, nesterov=nesterov,
-                  schedule=schedule, replacement=replacement, seed=seed, n_train=N)
-    return TrainResult(model, out, hist, config)
+                  schedule=schedule, replacement=replacement, seed=seed, n_train=N, optimizer=opt_name,
+                  loss=type(loss).__name__ if isinstance(loss, CrossEntropyLoss) else getattr(loss, "__name__", "user"),
+                  weight_decay=getattr(loss, "weight_decay", None))
+    return TrainResult(restore(wrapped), out, hist, config)
 
 
 def save_checkpoint(path: str, model) -> None:
