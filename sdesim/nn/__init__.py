@@ -71,15 +71,3 @@ from ._train import lr_schedule as lr_schedule
 from ._train import minibatch_indices as minibatch_indices
 from ._train import save_checkpoint as save_checkpoint
 from ._train import train as train
-
-__all__ = [
-    "BatchNorm", "Checkpoint", "Conv2d", "CrossEntropyLoss", "DataFileError", "Dataset", "DiffusionSpectrum",
-    "Dropout", "Flatten", "Linear", "MaxPool2d", "ReLU", "RunningStats", "Sequential",
-    "TrainResult", "accuracy", "augment_shifts", "cross_entropy", "describe",
-    "diffusion_matrix", "diffusion_spectrum", "downsample", "evaluate", "flat_weights",
-    "FunctionModel", "full_gradient", "global_contrast_normalize", "load_checkpoint", "load_cifar",
-    "load_digits", "load_mnist", "lr_schedule", "make_dataset", "make_model",
-    "minibatch_covariance_factor", "minibatch_indices", "n_weights", "per_example_grads",
-    "per_example_loss", "read_idx", "save_checkpoint", "small_fc", "small_lenet",
-    "standardize", "tiny_fc", "train", "trainable", "write_idx", "zca_whiten",
-]

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._io import atomic_write
 from . import _adapt
 from ._adapt import CrossEntropyLoss
 from ._data import Dataset
@@ -287,9 +288,7 @@ def train(
 
 def save_checkpoint(path: str, model) -> None:
     """Write all arrays of ``model`` (weights and batch-norm buffers), atomically."""
-    tmp = path + ".tmp"
-    eqx.tree_serialise_leaves(tmp, model)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: eqx.tree_serialise_leaves(fh, model))
 
 
 def load_checkpoint(path: str, like):
