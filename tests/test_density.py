@@ -63,6 +63,9 @@ def test_modes_match_exact_minima_of_phi():
     x1 = np.sqrt(1 + A * A / 4)
     exact = np.array([[x1, -A * x1 / 2], [-x1, A * x1 / 2]])
     assert est.modes.shape == (2, 2)
+    # both wells rise far above the threshold set by the KDE's standard errors
+    assert np.all(np.diff(est.mode_log_density) <= 0)  # highest first
+    assert est.mode_prominence_threshold[0] == 0 and 0 < est.mode_prominence_threshold[1] < est.mode_prominence[1] / 3
     for m in exact:
         j = np.argmin(np.sum((est.modes - m) ** 2, axis=1))
         se = est.mode_stderr[j]
@@ -181,6 +184,27 @@ def test_projection_for_dim_above_two():
     assert chi2 < _chi2_bound(dof, 5.0)
 
 
+@pytest.mark.parametrize("snapshots", [False, True])
+def test_sampling_noise_on_a_flat_density_never_makes_a_mode(snapshots):
+    """Uniform on the unit square: the KDE's top is flat, so every extra peak is noise.
+
+    Without a threshold the noise makes 10-20 peaks per sample; with the default
+    rule (prominence above the threshold from z standard errors of log rho_hat,
+    analytic for independent samples, particle bootstrap for snapshots) only the
+    highest remains, for every seed.
+    """
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        x = rng.random((4000 if snapshots else 20_000, 2))
+        if snapshots:  # 5 strongly correlated snapshots of 4000 particles
+            x = x[None] + 0.01 * rng.standard_normal((5, 4000, 2))
+        kw = dict(beta_inv=1.0, bins=24, box=(-0.2, 1.2), n_boot=10)
+        est = estimate_potential(x, **kw)
+        assert est.errors == ("bootstrap" if snapshots else "multinomial")
+        assert est.modes.shape == (1, 2) and np.all(np.abs(est.modes[0] - 0.5) < 0.5)
+        assert estimate_potential(x, mode_prominence=0.0, **kw).modes.shape[0] > 5
+
+
 class _FakeEnsemble:
     def __init__(self, x):
         self.x = x
@@ -207,6 +231,7 @@ def test_accepts_an_ensemble_like_object():
         (dict(beta_inv=1.0, axes=np.ones((2, 2))), "axes"),
         (dict(beta_inv=1.0, n_boot=1), "n_boot"),
         (dict(beta_inv=1.0, mode_threshold=2.0), "mode_threshold"),
+        (dict(beta_inv=1.0, mode_prominence=-1.0), "mode_prominence"),
     ],
 )
 def test_bad_input(kwargs, field):

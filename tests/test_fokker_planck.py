@@ -1,12 +1,14 @@
 """The 2D finite-volume Fokker-Planck solver against closed-form stationary densities."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import sdesim
-from sdesim.analysis import fokker_planck_2d, stationary_density_2d
+from sdesim.analysis import find_modes, fokker_planck_2d, stationary_density_2d
 
 BOX = ((-3.5, 3.5), (-3.5, 3.5))
 
@@ -67,11 +69,61 @@ def test_example19_density_current_and_q(lam):
         qex = _point_eval(lambda x: prob.q_matrix(x)[0, 1], res)
         assert np.abs(res.q - qex)[bulk].max() < 0.01 * np.abs(qex).max()
         np.testing.assert_allclose(res.Q[..., 0, 1], -res.Q[..., 1, 0])
-    # modes at (+-1, 0) for every lam
+    # modes at (+-1, 0) for every lam: two peaks whose prominence (1/4 in log rho) is far above the
+    # threshold from the estimated discretisation error; a third would need a rise above that threshold
     modes = res.modes()
     assert modes.shape[0] == 2
     np.testing.assert_allclose(np.sort(np.abs(modes[:, 0])), [1.0, 1.0], atol=5e-3)
     np.testing.assert_allclose(modes[:, 1], 0.0, atol=5e-3)
+    tab = res.mode_table()
+    assert 0 < tab.threshold[1] < 0.05 < 0.2 < tab.prominence[1]
+
+
+def _exact_log_cell_averages(res, phi, order=6):
+    """log of the cell averages of exp(-phi) (Gauss-Legendre per cell), unnormalised."""
+    gl, gw = np.polynomial.legendre.leggauss(order)
+    X = res.x[:, None, None, None] + res.dx / 2 * gl[None, :, None, None]
+    Y = res.y[None, None, :, None] + res.dy / 2 * gl[None, None, None, :]
+    return np.log(np.einsum("iajb,a,b->ij", np.exp(-phi(X, Y)), gw, gw) / 4)
+
+
+def test_example19_mode_prominence_error_estimate_and_rounding():
+    """lam = 0, beta = 1: the wells rise Phi(0, 0) - Phi(+-1, 0) = 1/4 above the saddle.
+
+    Checks the error estimate d (coarse-minus-fine log rho) against the exact cell
+    averages: over the region above the saddle, the error's variation about each
+    mode is bounded by d's (ratio ~3 in the O(h^2) regime), so the prominence is
+    within that of the exact cell averages' prominence. Then perturbs rho in its
+    last bits (what another CPU's rounding does): always exactly two modes.
+    """
+    prob = sdesim.problems.rotating_double_well(0.0)
+    res = stationary_density_2d(prob, beta_inv=1.0, box=BOX, n=64)
+    tab = res.mode_table()
+    exact = _exact_log_cell_averages(res, lambda X, Y: (X**2 - 1) ** 2 / 4 + Y**2 / 2)
+    ex_tab = find_modes(exact, (res.x, res.y), min_log_ratio=np.log(1e-3))
+    assert len(tab) == len(ex_tab) == 2
+    # the same cells, up to the last-bit choice between the two cells either side of y = 0
+    assert sorted(tab.index[:, 0]) == sorted(ex_tab.index[:, 0]) == [22, 41]
+    assert set(tab.index[:, 1]) <= {31, 32} and set(ex_tab.index[:, 1]) <= {31, 32}
+    lr = np.log(res.rho)
+    e = lr - exact
+    d = res.log_density_error()
+    region = lr >= lr[31:33, 31:33].max()  # above the saddle (the 2x2 cells around the origin)
+    for idx in tab.index:
+        P = tuple(idx)
+        span_e = np.abs(e[region] - e[P]).max()
+        span_d = np.abs(d[region] - d[P]).max()
+        assert span_e <= span_d < 5 * span_e, (span_e, span_d)
+    span = max(np.abs(d[region] - d[tuple(i)]).max() for i in tab.index)
+    assert abs(tab.prominence[1] - ex_tab.prominence[1]) <= span
+    # the continuous prominence 1/4: the grid's saddle cells sit at (+-h/2, +-h/2), the peaks
+    # within h/2 of (+-1, 0): |Phi'' h^2| <= 2 h^2 covers the sampling
+    assert abs(tab.prominence[1] - 0.25) <= span + 2 * res.dx**2
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        k = rng.integers(-4, 5, res.rho.shape)
+        pert = dataclasses.replace(res, rho=res.rho * (1 + k * np.finfo(float).eps))
+        assert len(pert.mode_table()) == 2
 
 
 def test_linear_ou_anisotropic_gives_lyapunov_gaussian():

@@ -32,6 +32,10 @@ from ._lag_antisymmetry import compare_circulation as compare_circulation
 from ._lag_antisymmetry import lag_antisymmetry as lag_antisymmetry
 from ._linearised import LinearisedStationary as LinearisedStationary
 from ._linearised import linearise as linearise
+from ._modes import Modes as Modes
+from ._modes import bonferroni_z as bonferroni_z
+from ._modes import find_modes as find_modes
+from ._modes import peak_prominences as peak_prominences
 from ._spectral import Z99 as Z99
 from ._spectral import Autocorrelation as Autocorrelation
 from ._spectral import IncrementSpectrum as IncrementSpectrum

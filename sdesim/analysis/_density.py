@@ -25,11 +25,21 @@ samples ``x_1..x_N`` of (an approximation of) ``rho_ss``:
   evaluated with a second smoothing); correlated samples: the particle
   bootstrap. The KDE's smoothing bias ``O(h^2)`` is *not* in its error bar; the
   histogram is the estimate to compare with an exact ``Phi`` bin by bin.
-* **Modes** (most likely locations): local maxima of the KDE on its fine grid,
-  refined by a quadratic fit of ``log rho_hat`` on the 3x3 (3 in 1D) stencil,
-  keeping maxima with ``rho_hat >= mode_threshold * max rho_hat``. Their
-  standard errors are the bootstrap spread of the same procedure, each
-  replicate searched within ``2 h`` of the original mode.
+* **Modes** (most likely locations): peaks of ``log rho_hat`` (the KDE) on
+  its fine grid, ranked by topographic prominence (how far a peak rises above
+  the highest saddle joining it to a higher peak; :mod:`sdesim._modes`),
+  refined by a quadratic fit on the 3x3 (3 in 1D) stencil. Kept: the highest
+  peak, and every other peak with ``rho_hat >= mode_threshold * max rho_hat``
+  whose prominence exceeds the threshold :func:`sdesim._modes.find_modes`
+  derives from the error bound ``eps = z * se(log rho_hat)`` on the fine grid
+  (``se``: the analytic KDE standard error, or the particle-bootstrap one),
+  ``z = Phi^-1(1 - alpha / (2 M))``, ``alpha = 0.01``, ``M`` = fine-grid cells
+  (Bonferroni: the noise stays within ``eps`` on every cell with probability
+  >= 99 %, and a peak made by noise alone then has prominence below the
+  threshold, which is ``2 eps`` where ``eps`` is flat). ``mode_prominence``
+  replaces the rule by a fixed threshold. Their standard errors are the
+  bootstrap spread of the same refinement, each replicate searched within
+  ``2 h`` of the original mode.
 * **dim > 2**: the density of a 1D or 2D projection ``y = x @ axes``
   (``axes`` of shape ``(dim, k)``, orthonormal columns); by default the two
   leading principal axes of the sample covariance. Integer ``axes`` pick
@@ -46,8 +56,12 @@ import numpy as np
 import scipy.ndimage
 
 from .._validate import check_positive
+from ._modes import bonferroni_z, find_modes
 
 __all__ = ["PotentialEstimate", "estimate_potential"]
+
+#: family-wise level of the mode threshold: noise exceeds z standard errors somewhere with probability <= this
+_MODE_ALPHA = 0.01
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -66,8 +80,14 @@ class PotentialEstimate:
         phi_kde, stderr_kde, rho_kde: the same from the KDE at the bin centres
             (``None`` with ``kde=False``).
         bandwidth: (k,) kernel standard deviations.
-        modes: (m, k) local maxima of the KDE, highest first.
+        modes: (m, k) modes of the KDE (prominent peaks), highest first.
         mode_stderr: (m, k) bootstrap standard errors of ``modes``.
+        mode_log_density: (m,) ``log rho_hat`` (KDE, fine grid) at the modes'
+            cells; ``Phi = -beta^-1 log rho`` up to its constant.
+        mode_prominence: (m,) prominence in ``log rho`` units (a density ratio
+            ``exp(.)`` to the key saddle; ``beta^-1 *`` it in ``Phi`` units).
+        mode_prominence_threshold: (m,) what the prominence had to exceed
+            (the error threshold or ``mode_prominence``; 0 for the highest mode).
         axes: (dim, k) projection used (``y = x @ axes``).
         n_samples: ``N``; beta_inv; errors: ``"multinomial"``/``"analytic"`` or
             ``"bootstrap"``.
@@ -89,6 +109,9 @@ class PotentialEstimate:
     n_samples: int
     beta_inv: float
     errors: str
+    mode_log_density: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    mode_prominence: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    mode_prominence_threshold: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     @property
     def ndim(self) -> int:
@@ -226,28 +249,9 @@ def _count(idx, size, weights=None):
     return np.bincount(idx[ok], weights=w, minlength=size).astype(np.float64)
 
 
-def _local_max_1d(logp, x, threshold):
-    c = logp[1:-1]
-    ok = np.isfinite(c) & (c >= logp[:-2]) & (c >= logp[2:]) & (c >= np.nanmax(logp) + threshold)
-    out, vals = [], []
-    dx = x[1] - x[0]
-    for i in np.nonzero(ok)[0] + 1:
-        a, b, cc = logp[i - 1], logp[i], logp[i + 1]
-        den = a - 2 * b + cc
-        d = 0.5 * (a - cc) / den if den < 0 else 0.0
-        out.append([x[i] + np.clip(d, -1, 1) * dx])
-        vals.append(b)
-    if not out:
-        return np.zeros((0, 1))
-    return np.asarray(out)[np.argsort(vals)[::-1]]
-
-
-def _find_modes(logp, fine_centers, threshold):
-    from ._fokker_planck import grid_modes
-
-    if len(fine_centers) == 1:
-        return _local_max_1d(logp, fine_centers[0], threshold)
-    return grid_modes(logp, fine_centers[0], fine_centers[1], min_log_ratio=threshold)
+def _find_modes(logp, centers, threshold):
+    """Mode positions (m, k) of a gridded log-density: peaks with positive prominence above ``max + threshold``."""
+    return find_modes(logp, centers, min_log_ratio=threshold).position
 
 
 # --------------------------------------------------------------------------- main
@@ -266,6 +270,7 @@ def estimate_potential(
     seed: int = 0,
     axes=None,
     mode_threshold: float = 0.05,
+    mode_prominence: Optional[float] = None,
 ) -> PotentialEstimate:
     """Estimate ``Phi = -beta^-1 log rho`` from samples, with standard errors and modes.
 
@@ -287,6 +292,10 @@ def estimate_potential(
         axes: for ``dim > 2`` (or to pick a marginal): coordinate indices or a
             ``(dim, k)`` orthonormal matrix; default two leading principal axes.
         mode_threshold: keep KDE maxima with density >= this fraction of the max.
+        mode_prominence: ``None`` (default): keep peaks whose prominence
+            exceeds the threshold set by ``z`` standard errors of
+            ``log rho_hat`` (module docstring); a number: a fixed prominence
+            threshold in ``log rho`` units instead.
 
     Returns:
         :class:`PotentialEstimate`.
@@ -300,6 +309,13 @@ def estimate_potential(
         raise ValueError(f"n_boot: expected an integer >= 2, got {n_boot!r}")
     if not (0.0 < float(mode_threshold) < 1.0):
         raise ValueError(f"mode_threshold: expected a number in (0, 1), got {mode_threshold!r}")
+    if mode_prominence is not None:
+        try:
+            ok = float(mode_prominence) >= 0.0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"mode_prominence: expected None or a number >= 0, got {mode_prominence!r}")
     A = _resolve_axes(axes, dim, pts)
     y = pts if A.shape == (dim, dim) and np.array_equal(A, np.eye(dim)) else pts @ A
     k = y.shape[1]
@@ -353,6 +369,7 @@ def estimate_potential(
     phi_kde = stderr_kde = rho_kde = None
     modes = np.zeros((0, k))
     mode_se = np.zeros((0, k))
+    mode_height = mode_prom = mode_thr = np.zeros(0)
     if kde:
         # fine grid: odd refinement r of the output bins, padded by >= 4 h
         cap = 4096 if k == 1 else 1024
@@ -383,12 +400,20 @@ def estimate_potential(
             lk = np.where(rho_kde > 0, np.log(np.where(rho_kde > 0, rho_kde, 1.0)), np.nan)
         phi_kde = -beta_inv * lk
         phi_kde = phi_kde - np.nanmin(phi_kde)
-        logf = np.log(np.maximum(dens_f[inner], 1e-300))
-        modes = _find_modes(logf, inner_centers, np.log(mode_threshold))
+        with np.errstate(divide="ignore"):
+            logf = np.log(dens_f[inner])  # -inf where no kernel reaches: the lowest level
+        logf_floor = np.log(np.maximum(dens_f[inner], 1e-300))
+        # candidates: every interior peak above the height cut; the prominence
+        # threshold needs the standard errors, which for the bootstrap come from
+        # the same replicates as the mode errors
+        cand = find_modes(logf, inner_centers, min_log_ratio=np.log(mode_threshold))
+        n_cand = len(cand)
 
         # bootstrap (always for modes; for the KDE error bars when use_boot)
         lk_b = np.empty((n_boot,) + tuple(nb)) if use_boot else None
-        mode_b = np.full((n_boot,) + modes.shape, np.nan)
+        mode_b = np.full((n_boot, n_cand, k), np.nan)
+        dev = np.zeros(logf.shape)  # sums of (log replicate - log estimate) and its square
+        dev2 = np.zeros(logf.shape)
         win = [max(2.0 * h[a], 3.0 * fw[a]) for a in range(k)]
         for b in range(n_boot):
             cb, nb_tot = replicate(fidx, fc)
@@ -397,28 +422,49 @@ def estimate_potential(
                 with np.errstate(divide="ignore"):
                     lk_b[b] = np.log(db[take])
             ldb = np.log(np.maximum(db[inner], 1e-300))
-            for m in range(modes.shape[0]):
+            if use_boot and mode_prominence is None:
+                dev += ldb - logf_floor
+                dev2 += (ldb - logf_floor) ** 2
+            for m in range(n_cand):
                 sl = tuple(
-                    np.nonzero(np.abs(inner_centers[a] - modes[m, a]) <= win[a])[0] for a in range(k)
+                    np.nonzero(np.abs(inner_centers[a] - cand.position[m, a]) <= win[a])[0] for a in range(k)
                 )
                 if any(s.size < 3 for s in sl):
                     continue
                 sub = ldb[np.ix_(*sl)]
                 found = _find_modes(sub, [inner_centers[a][sl[a]] for a in range(k)], -np.inf)
                 if found.shape[0]:
-                    j = int(np.argmin(np.sum((found - modes[m]) ** 2, axis=1)))
+                    j = int(np.argmin(np.sum((found - cand.position[m]) ** 2, axis=1)))
                     mode_b[b, m] = found[j]
+
+        c2 = float(np.prod((4.0 * np.pi * h**2) ** -0.5))
+        if not use_boot:
+            # analytic KDE variance (E[K_h^2] - rho_hat^2) / N on the fine grid
+            second_f = c2 * smooth(fc, sig / np.sqrt(2.0)) / (n * fcell)
+            var_f = np.maximum(second_f - dens_f**2, 0.0) / n
+        if mode_prominence is not None:
+            sel = find_modes(logf, inner_centers, min_prominence=float(mode_prominence),
+                             min_log_ratio=np.log(mode_threshold))
+        else:
+            if use_boot:
+                se_log = np.sqrt(np.maximum(dev2 - dev**2 / n_boot, 0.0) / (n_boot - 1))
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    se_log = np.sqrt(var_f[inner]) / dens_f[inner]
+            eps = bonferroni_z(logf.size, _MODE_ALPHA) * se_log
+            sel = find_modes(logf, inner_centers, error=eps, min_log_ratio=np.log(mode_threshold))
+        keep = [int(np.flatnonzero(np.all(cand.index == i, axis=1))[0]) for i in sel.index]
+        modes = sel.position
+        mode_height, mode_prom, mode_thr = sel.log_density, sel.prominence, sel.threshold
         with np.errstate(invalid="ignore"):
-            mode_se = np.nanstd(mode_b, axis=0, ddof=1) if modes.shape[0] else np.zeros((0, k))
+            mode_se = np.nanstd(mode_b[:, keep], axis=0, ddof=1) if keep else np.zeros((0, k))
 
         if use_boot:
             with np.errstate(invalid="ignore"):
                 stderr_kde = beta_inv * np.std(lk_b, axis=0, ddof=1)
             stderr_kde = np.where(np.all(np.isfinite(lk_b), axis=0), stderr_kde, np.nan)
         else:
-            c2 = float(np.prod((4.0 * np.pi * h**2) ** -0.5))
-            second = c2 * smooth(fc, sig / np.sqrt(2.0))[take] / (n * fcell)
-            var = np.maximum(second - rho_kde**2, 0.0) / n
+            var = var_f[take]
             with np.errstate(divide="ignore", invalid="ignore"):
                 stderr_kde = np.where(rho_kde > 0, beta_inv * np.sqrt(var) / rho_kde, np.nan)
 
@@ -439,4 +485,7 @@ def estimate_potential(
         n_samples=n,
         beta_inv=beta_inv,
         errors=mode,
+        mode_log_density=mode_height,
+        mode_prominence=mode_prom,
+        mode_prominence_threshold=mode_thr,
     )

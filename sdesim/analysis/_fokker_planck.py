@@ -38,6 +38,10 @@ stream function ``psi`` of ``J = (d_2 psi, -d_1 psi)`` (``psi = 0`` on the box
 boundary, i.e. ``q rho -> 0`` far away) ``q = psi / (beta^-1 rho)``.
 
 Errors shrink as ``O(h^2)`` with the grid spacing ``h`` (tests check the rate).
+:meth:`StationaryDensity2D.log_density_error` estimates them from a solve on
+the grid twice as coarse; :meth:`StationaryDensity2D.mode_table` reports the
+peaks of ``log rho`` whose topographic prominence exceeds what that error
+could produce (:mod:`sdesim._modes`).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .._validate import check_positive
+from ._modes import Modes, find_modes
 
 __all__ = [
     "FokkerPlanck2D",
@@ -302,6 +307,7 @@ class StationaryDensity2D:
         q: (nx, ny) ``Q = q [[0, 1], [-1, 0]]`` from ``q = psi / (beta^-1 rho)``.
         residual: ``max |L rho| / max |diag(L) rho|`` (solve quality).
         operator: the :class:`FokkerPlanck2D` generator.
+        problem: the problem solved (used by :meth:`log_density_error`).
     """
 
     x: np.ndarray
@@ -317,6 +323,7 @@ class StationaryDensity2D:
     q: np.ndarray
     residual: float
     operator: FokkerPlanck2D
+    problem: object = dataclasses.field(default=None, repr=False)
 
     @property
     def Q(self) -> np.ndarray:
@@ -333,14 +340,62 @@ class StationaryDensity2D:
         """``E_rho[g] = sum g rho dx dy`` for grid values ``g`` (nx, ny)."""
         return float(np.sum(np.asarray(values) * self.rho) * self.dx * self.dy)
 
-    def modes(self, *, min_density: float = 1e-3):
-        """Local maxima of ``rho`` refined by a 3x3 quadratic fit of ``log rho``.
+    def log_density_error(self) -> np.ndarray:
+        r"""Estimated discretisation error (nx, ny) of ``log rho``, up to a constant (Richardson).
 
-        Returns an array (k, 2) sorted by decreasing density; only maxima with
-        ``rho >= min_density * rho.max()`` and away from the box edge are kept.
+        The same problem is solved on the grid with spacing ``2h``
+        (``ceil(n / 2)`` cells per axis; for odd ``n`` its box is one fine cell
+        longer, which moves the zero-flux wall where ``rho`` must be
+        negligible anyway). With ``L_h`` = ``log`` of this solution's cell
+        averages aggregated to the coarse cells and ``L_2h`` the coarse
+        solution's, the result is
+
+            d = L_2h - L_h   (minus its value at the coarse cell of argmax rho),
+
+        assigned to the 2x2 fine cells of each coarse cell; ``nan`` where
+        either density is not positive (a tail the scheme does not resolve)
+        and everywhere if the coarse grid would have fewer than 3 cells per
+        axis or ``problem`` is unknown. If the error ``e_h`` of ``log rho``
+        (relative to any fixed cell) at least halves when ``h`` halves
+        (``e_2h = r e_h`` with one ``r >= 2``), ``d = (r - 1) e_h`` up to a
+        constant, so ``|e_h(x) - e_h(y)| <= |d(x) - d(y)|``: differences of
+        ``d`` bound those of the error, three times over in the ``O(h^2)``
+        regime (``r = 4``). Computed once (one solve with a quarter of the
+        cells) and cached.
         """
-        return grid_modes(np.log(np.maximum(self.rho, 1e-300)), self.x, self.y,
+        cached = self.__dict__.get("_log_density_error")
+        if cached is None:
+            cached = _log_density_error(self)
+            self.__dict__["_log_density_error"] = cached  # frozen dataclass: cache outside the fields
+        return cached
+
+    def mode_table(self, *, min_density: float = 1e-3, min_prominence: Optional[float] = None) -> Modes:
+        """Modes of ``rho`` with their ``log rho`` and prominence (:class:`sdesim._modes.Modes`).
+
+        Peaks of ``log rho`` on the grid (8 neighbours, interior cells),
+        refined by a 3x3 quadratic fit, highest first. A peak below the
+        highest is kept when its topographic prominence (``log`` of the ratio
+        of its density to that at its key saddle) exceeds the error threshold
+        of :mod:`sdesim._modes` for the error interval
+        ``d +- nx * ny * u`` (``d`` = :meth:`log_density_error`, ``u`` = float64
+        unit roundoff: the rounding scale of a direct solve with ``nx * ny``
+        unknowns); where ``d`` is smooth that threshold is about
+        ``max |d(x) - d(y)|`` over the cells above the key saddle.
+        ``min_prominence`` (a number) replaces that rule by a fixed threshold.
+        Peaks with ``rho < min_density * rho.max()`` are dropped.
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logp = np.where(self.rho > 0, np.log(self.rho), -np.inf)  # rho <= 0: the lowest level
+        if min_prominence is None:
+            rounding = self.rho.size * np.finfo(np.float64).eps
+            return find_modes(logp, (self.x, self.y), error=rounding, error_offset=self.log_density_error(),
+                              min_log_ratio=np.log(min_density))
+        return find_modes(logp, (self.x, self.y), min_prominence=float(min_prominence),
                           min_log_ratio=np.log(min_density))
+
+    def modes(self, *, min_density: float = 1e-3, min_prominence: Optional[float] = None):
+        """Positions (m, 2) of :meth:`mode_table`'s modes, highest density first."""
+        return self.mode_table(min_density=min_density, min_prominence=min_prominence).position
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """Draw ``n`` points (n, 2) from the piecewise-constant density (uniform in a cell)."""
@@ -354,54 +409,39 @@ class StationaryDensity2D:
 
 
 def grid_modes(logp, x, y, *, min_log_ratio=np.log(1e-3)):
-    """Local maxima of a gridded ``log p`` (nx, ny) with sub-cell quadratic refinement.
+    """Positions (m, 2) of the modes of a gridded ``log p`` (nx, ny), highest first.
 
-    A local maximum is a cell not smaller than its 8 neighbours (interior cells
-    only). Around it the 3x3 block is fitted with
-    ``c + g.d + d^T H d / 2`` by least squares and the stationary point
-    ``-H^-1 g`` is returned (clipped to the cell's neighbourhood).
+    :func:`sdesim._modes.find_modes` without an error bound: every interior
+    peak (8 neighbours) with positive prominence and
+    ``log p >= max log p + min_log_ratio``, refined by a 3x3 quadratic fit.
     """
-    logp = np.asarray(logp, dtype=np.float64)
-    nx, ny = logp.shape
-    dx = x[1] - x[0]
-    dy = y[1] - y[0]
-    c = logp[1:-1, 1:-1]
-    ismax = np.isfinite(c)
-    for di in (-1, 0, 1):
-        for dj in (-1, 0, 1):
-            if di == 0 and dj == 0:
-                continue
-            ismax &= c >= logp[1 + di : nx - 1 + di, 1 + dj : ny - 1 + dj]
-    top = np.nanmax(logp[np.isfinite(logp)])
-    ismax &= c >= top + min_log_ratio
-    ii, jj = np.nonzero(ismax)
-    ii = ii + 1
-    jj = jj + 1
-    # least-squares quadratic on the 3x3 stencil in units of cells
-    di, dj = np.meshgrid([-1, 0, 1], [-1, 0, 1], indexing="ij")
-    di = di.ravel().astype(float)
-    dj = dj.ravel().astype(float)
-    Xd = np.stack([np.ones(9), di, dj, di * di, di * dj, dj * dj], -1)
-    pinv = np.linalg.pinv(Xd)
-    out = []
-    vals = []
-    for i, j in zip(ii, jj):
-        block = logp[i - 1 : i + 2, j - 1 : j + 2].ravel()
-        coef = pinv @ block
-        g = coef[1:3]
-        H = np.array([[2 * coef[3], coef[4]], [coef[4], 2 * coef[5]]])
-        try:
-            d = -np.linalg.solve(H, g)
-        except np.linalg.LinAlgError:
-            d = np.zeros(2)
-        if not np.all(np.isfinite(d)) or np.any(np.abs(d) > 1.0):
-            d = np.clip(np.nan_to_num(d), -1.0, 1.0)
-        out.append([x[i] + d[0] * dx, y[j] + d[1] * dy])
-        vals.append(logp[i, j])
-    if not out:
-        return np.zeros((0, 2))
-    order = np.argsort(vals)[::-1]
-    return np.asarray(out)[order]
+    return find_modes(logp, (np.asarray(x), np.asarray(y)), min_log_ratio=min_log_ratio).position
+
+
+def _log_density_error(res) -> np.ndarray:
+    """See :meth:`StationaryDensity2D.log_density_error`."""
+    nx, ny = res.rho.shape
+    cx, cy = -(-nx // 2), -(-ny // 2)
+    if res.problem is None or min(cx, cy) < 3:
+        return np.full((nx, ny), np.nan)
+    x0, y0 = res.x[0] - res.dx / 2, res.y[0] - res.dy / 2
+    box = ((x0, x0 + 2 * cx * res.dx), (y0, y0 + 2 * cy * res.dy))
+    try:
+        coarse = stationary_density_2d(res.problem, beta_inv=res.beta_inv, box=box, n=(cx, cy),
+                                       form=res.operator.form)
+    except ValueError:
+        return np.full((nx, ny), np.nan)
+    # complete 2x2 blocks of fine cells; an incomplete last row / column copies its neighbour
+    fx, fy = nx // 2, ny // 2
+    fine = res.rho[: 2 * fx, : 2 * fy].reshape(fx, 2, fy, 2).mean(axis=(1, 3))
+    c = coarse.rho[:fx, :fy]
+    ok = (fine > 0) & (c > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(ok, np.log(np.where(ok, c, 1.0)) - np.log(np.where(ok, fine, 1.0)), np.nan)
+    d = np.pad(d, ((0, cx - fx), (0, cy - fy)), mode="edge")
+    i, j = np.unravel_index(np.argmax(res.rho), res.rho.shape)
+    d = d - d[i // 2, j // 2]
+    return np.repeat(np.repeat(d, 2, axis=0), 2, axis=1)[:nx, :ny]
 
 
 def stationary_density_2d(
@@ -467,4 +507,5 @@ def stationary_density_2d(
     return StationaryDensity2D(
         x=op.x, y=op.y, dx=op.dx, dy=op.dy, beta_inv=op.beta_inv, rho=rho, phi=phi,
         current=current, leftover_force=jforce, stream=stream, q=q, residual=resid, operator=op,
+        problem=problem,
     )

@@ -65,10 +65,29 @@ def root(fn, x0):
     return sol.x
 
 
-def fp_mode(prob, beta_inv, near, n, box=(-2.5, 2.5)):
+def fp_mode(prob, beta_inv, near, n, box=(-2.5, 2.5), radius=0.3):
+    """The exact FP mode within ``radius`` of ``near``: (position, prominence, threshold), or None.
+
+    Modes are the peaks of ``log rho`` whose prominence (log-density units)
+    exceeds the threshold set by the discretisation error, estimated from the
+    solve on the grid twice as coarse (``StationaryDensity2D.mode_table``).
+    None: no such mode, i.e. this grid does not resolve that well at this
+    temperature (e.g. its density is below the scheme's negative lobes).
+    """
     res = sdesim.stationary_density_2d(prob, beta_inv=beta_inv, box=box, n=n)
-    md = res.modes(min_density=1e-300)
-    return md[np.argmin(np.sum((md - near) ** 2, axis=1))]
+    tab = res.mode_table(min_density=1e-300)
+    dist = np.linalg.norm(tab.position - near, axis=1)
+    if not np.any(dist < radius):
+        return None
+    j = int(np.argmin(dist))
+    return tab.position[j], float(tab.prominence[j]), float(tab.threshold[j])
+
+
+def resolved(prob, betas, near, n):
+    """``fp_mode`` at each beta^-1: (betas with a resolved mode, their results, betas without)."""
+    found = [fp_mode(prob, b, near, n) for b in betas]
+    keep = [i for i, f in enumerate(found) if f is not None]
+    return [betas[i] for i in keep], [found[i] for i in keep], [b for b, f in zip(betas, found) if f is None]
 
 
 def main(argv=None) -> int:
@@ -77,13 +96,14 @@ def main(argv=None) -> int:
     t0 = time.time()
     jax.config.update("jax_enable_x64", True)  # roots and FP modes in float64 (sdesim figures restores the flag)
     out = {"quick": quick}
-    n_grid = 96 if quick else 256
+    n_grid = 128 if quick else 256
 
     # ---------------------------------------------------------------- toy
     toy = sdesim.problems.custom(jax.grad(toy_f), toy_D, 2)
     x_f = np.array([1.0, 0.0])
-    betas_fp = [0.025, 0.05, 0.1, 0.2] if quick else [0.0125, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3]
-    modes = np.array([fp_mode(toy, b, x_f, n_grid) for b in betas_fp])
+    betas_try = [0.075, 0.1, 0.2, 0.3] if quick else [0.0125, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3]
+    betas_fp, found, unresolved = resolved(toy, betas_try, x_f, n_grid)
+    modes = np.array([f[0] for f in found])
     shift = modes[:, 0] - x_f[0]
     B = np.asarray(betas_fp)
     small = B <= 0.1
@@ -92,7 +112,10 @@ def main(argv=None) -> int:
     lin, *_ = np.linalg.lstsq(B[small, None], shift[small], rcond=None)
     out["toy"] = {
         "beta_inv": betas_fp,
+        "beta_inv_not_resolved_on_grid": unresolved,  # no right-well mode above the discretisation error
         "fp_mode": modes.tolist(),
+        "fp_mode_prominence": [f[1] for f in found],
+        "fp_mode_prominence_threshold": [f[2] for f in found],
         "fp_shift_x1": shift.tolist(),
         "fit_shift_equals_s1_b_plus_s2_b2": {"s1": float(coef[0]), "s2": float(coef[1])},
         "linear_fit_slope_beta_inv_le_0.1": float(lin[0]),
@@ -108,6 +131,8 @@ def main(argv=None) -> int:
         est = sdesim.estimate_potential(ens.x[3:], beta_inv=b, bins=48, box=((0.3, 1.7), (-0.7, 0.7)), n_boot=50)
         j = np.argmin(np.sum((est.modes - x_f) ** 2, axis=1))
         part.append({"beta_inv": b, "mode": est.modes[j].tolist(), "stderr": est.mode_stderr[j].tolist(),
+                     "prominence": float(est.mode_prominence[j]),
+                     "prominence_threshold": float(est.mode_prominence_threshold[j]),
                      "bandwidth": est.bandwidth.tolist(), "n_samples": est.n_samples})
     out["toy"]["particles"] = part
 
@@ -116,16 +141,20 @@ def main(argv=None) -> int:
     z_f = root(adw.grad_f, [1.0, -0.15])
     z_phi = root(adw.grad_phi, [1.0, -0.15])
     betas_a = [0.05, 0.1, 0.2, 0.5] if quick else [0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5]
-    amodes = np.array([fp_mode(adw, b, z_f, n_grid) for b in betas_a])
+    betas_a, afound, a_unresolved = resolved(adw, betas_a, z_f, n_grid)
+    amodes = np.array([f[0] for f in afound])
     # the other reading: Phi fixed, f built at each beta^-1: zero of grad f_beta - argmin Phi
     fz = np.array([root(sdesim.problems.anisotropic_double_well(b).grad_f, z_phi) for b in betas_a])
     out["anisotropic"] = {
         "zero_grad_f_at_ref_0.5": z_f.tolist(),
         "argmin_phi": z_phi.tolist(),
         "beta_inv": betas_a,
+        "beta_inv_not_resolved_on_grid": a_unresolved,
         "fp_mode_fixed_f": amodes.tolist(),
+        "fp_mode_prominence": [f[1] for f in afound],
+        "fp_mode_prominence_threshold": [f[2] for f in afound],
         "fp_mode_minus_zero_grad_f": (amodes - z_f).tolist(),
-        "fp_mode_at_0.5_minus_argmin_phi": (amodes[-1] - z_phi).tolist(),
+        "fp_mode_at_0.5_minus_argmin_phi": (amodes[betas_a.index(0.5)] - z_phi).tolist(),
         "zero_grad_f_beta_minus_argmin_phi": (fz - z_phi).tolist(),
     }
 

@@ -81,6 +81,9 @@ def main(argv=None) -> int:
         "errors": est.errors, "bins_in_bulk": int(bulk.sum()), "chi2_per_dof": float(np.mean(z**2)),
         "fraction_within_2se": float(np.mean(np.abs(z) < 2)), "modes": est.modes.tolist(),
         "mode_stderr": est.mode_stderr.tolist(), "exact_minima_phi": exact_modes.tolist(),
+        # prominence rule: log rho_hat at the mode, its rise above the key saddle, and what it had to exceed
+        "mode_log_density": est.mode_log_density.tolist(), "mode_prominence": est.mode_prominence.tolist(),
+        "mode_prominence_threshold": est.mode_prominence_threshold.tolist(),
     }
 
     # (c, d) true loss with state-dependent D
@@ -104,10 +107,13 @@ def main(argv=None) -> int:
     dd = (est_t.phi - phi_fp_bins)[ok]
     ww = 1 / est_t.stderr[ok] ** 2
     zz = (dd - np.sum(dd * ww) / np.sum(ww)) / est_t.stderr[ok]
-    modes_fp = fp.modes(min_density=1e-6)
+    table_fp = fp.mode_table(min_density=1e-6)  # threshold: twice the estimated discretisation error
+    modes_fp = table_fp.position
     out["phi_vs_f"] = {
         "problem": "f = (x1^2-1)^2/4 + x2^2/2, state-dependent D(x) (see script)", "beta_inv": bt,
         "argmin_f": [[1.0, 0.0], [-1.0, 0.0]], "fp_modes": modes_fp.tolist(),
+        "fp_mode_log_density": table_fp.log_density.tolist(), "fp_mode_prominence": table_fp.prominence.tolist(),
+        "fp_mode_prominence_threshold": table_fp.threshold.tolist(),
         "particle_marginal_vs_fp_chi2_per_dof": float(np.mean(zz**2)), "marginal_bins": int(ok.sum()),
         "tv_fp_vs_gibbs_f": float(0.5 * np.sum(np.abs(fp.rho - gibbs_f / (gibbs_f.sum() * fp.dx * fp.dy))) * fp.dx * fp.dy),
     }
