@@ -51,6 +51,7 @@ def test_gradient_flow_isotropic_gives_gibbs_and_converges_second_order():
     assert np.all(rates > 1.7) and np.all(rates < 2.3), (errs, rates)
 
 
+@pytest.mark.repro
 @pytest.mark.parametrize("lam", [0.0, 0.5, 1.5])
 def test_example19_density_current_and_q(lam):
     """Example 19: rho = exp(-Phi) for every lam, J = lam J_ss / Z, Q recovered from the stream function."""
