@@ -181,19 +181,25 @@ def _rk4_flow(field, y, h, n_sub):
     return jax.lax.scan(step, y, None, length=n_sub)[0]
 
 
-def _trace_one(field, x0, cfg):
-    """Everything for one initial point (vmapped by the caller)."""
-    rtol, atol, max_steps = cfg["rtol"], cfg["atol"], cfg["max_steps"]
-    kw = _solver_kw(rtol, atol, max_steps, cfg["solver"])
-    kw_transient = _solver_kw(cfg["transient_rtol"], atol, max_steps, "tsit5")
-    dtype = x0.dtype
-    dim = x0.shape[0]
-    term = diffrax.ODETerm(lambda t, y, args: field(y))
+def _newton(field, jac, x, n_iter=30):
+    """Newton's method on ``field(x) = 0`` (non-finite steps are skipped)."""
+    def body(_, x):
+        step = jnp.linalg.solve(jac(x), field(x))
+        step = jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)
+        return x - step
+    return jax.lax.fori_loop(0, n_iter, body, x)
+
+
+def _transient(field, jac, term, x0, cfg):
+    """Integrate ``[0, t_transient]``, stopped early at a fixed point or on divergence.
+
+    Returns the end point ``xT`` (zeroed if not finite), ``F(xT)`` and the flags
+    ``diverged`` and ``at_fp`` (the flow has stopped).
+    """
+    kw_transient = _solver_kw(cfg["transient_rtol"], cfg["atol"], cfg["max_steps"], "tsit5")
     bound = cfg["bound"]
     fp_tol = cfg["fp_tol"]
-    jac = jax.jacfwd(field)
 
-    # --- transient, stopped early at a fixed point or on divergence ------------
     def stop(t, y, args, **_):
         fy = field(y)
         return (jnp.linalg.norm(fy) < fp_tol) | (jnp.linalg.norm(y) > bound) | ~jnp.all(jnp.isfinite(y))
@@ -206,34 +212,28 @@ def _trace_one(field, x0, cfg):
     diverged = (~finite) | (jnp.linalg.norm(xT) > bound)
     fT = field(xT)
 
-    def newton(x):
-        def body(_, x):
-            step = jnp.linalg.solve(jac(x), field(x))
-            step = jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)
-            return x - step
-        return jax.lax.fori_loop(0, 30, body, x)
-
     # the flow has stopped: |F| < fp_tol, or the transient (solved at the looser
     # transient_rtol) sits next to a linearly stable fixed point that Newton finds
     # (linear stability without an eigen-solver, so it also runs on GPU: the
     # linearised flow contracts by 1e3 over t_transient)
-    x_near = newton(xT)
+    x_near = _newton(field, jac, xT)
     contracts = jnp.linalg.norm(jax.scipy.linalg.expm(jac(x_near) * cfg["t_transient"])) < 1e-3
     near = (jnp.linalg.norm(x_near - xT) < 1e-3 * (1.0 + jnp.linalg.norm(xT))) & (
         jnp.linalg.norm(field(x_near)) < jnp.maximum(fp_tol, 1e-10)) & contracts
     at_fp = ((jnp.linalg.norm(fT) < fp_tol) | near) & ~diverged
+    return xT, fT, diverged, at_fp
 
-    # --- Poincaré returns -------------------------------------------------------
-    # Half-return with sign s: integrate until c = s * n.(x - p0) + s0 turns
-    # negative (s = +1: the far-side downward crossing; s = -1: the upward
-    # return). The solve stops at the end of the step that crosses; the exact
-    # crossing is then found by Newton's method in time along the flow
-    # (RK4 sub-steps of the overshoot, which is at most one adaptive step).
-    p0 = xT
-    speed = jnp.linalg.norm(fT)
-    n = jnp.where(speed > 0, fT / jnp.where(speed > 0, speed, 1.0), jnp.eye(dim, dtype=dtype)[0])
-    s0 = 1e-9 * (1.0 + jnp.linalg.norm(p0))
-    t_ret = cfg["max_return_time"]
+
+def _half_return(field, term, kw, n, p0, s0, t_ret):
+    """One half of a Poincaré return, as a ``lax.scan`` body over the sign ``s``.
+
+    Integrates until ``c = s * n.(x - p0) + s0`` turns negative (``s = +1``:
+    the far-side downward crossing; ``s = -1``: the upward return). The solve
+    stops at the end of the step that crosses; the exact crossing is then found
+    by Newton's method in time along the flow (RK4 sub-steps of the overshoot,
+    which is at most one adaptive step).
+    """
+    dtype = p0.dtype
 
     def cross(t, y, args, **_):
         return args * jnp.dot(n, y - p0) + s0
@@ -269,9 +269,26 @@ def _trace_one(field, x0, cfg):
         y_sec = _rk4_flow(field, yc, d, 1)
         return (yc, t_new, hit), (y_sec, t_new + d, hit, jnp.linalg.norm(yc - p0))
 
+    return half
+
+
+def _poincare_returns(field, term, p0, fT, start_ok, cfg):
+    """``n_returns`` returns to the section through ``p0`` normal to ``F(p0)``.
+
+    Returns the section normal ``n``, the return points ``rp``, return times
+    ``rt``, ``all_ok`` (every return found) and ``converged`` (the return map's
+    fixed point reached to ``cycle_tol``).
+    """
+    kw = _solver_kw(cfg["rtol"], cfg["atol"], cfg["max_steps"], cfg["solver"])
+    dtype = p0.dtype
+    dim = p0.shape[0]
+    speed = jnp.linalg.norm(fT)
+    n = jnp.where(speed > 0, fT / jnp.where(speed > 0, speed, 1.0), jnp.eye(dim, dtype=dtype)[0])
+    s0 = 1e-9 * (1.0 + jnp.linalg.norm(p0))
+    half = _half_return(field, term, kw, n, p0, s0, cfg["max_return_time"])
+
     K = cfg["n_returns"]
     signs = jnp.tile(jnp.array([1.0, -1.0], dtype=dtype), K)
-    start_ok = ~at_fp & ~diverged
     _, (ys, ts, oks, dist) = jax.lax.scan(half, (p0, jnp.zeros((), dtype), start_ok), signs)
     rp = ys[1::2]
     t_sec = ts[1::2]
@@ -279,15 +296,22 @@ def _trace_one(field, x0, cfg):
     rok = oks[1::2]
     far = dist[0::2]
     diam = jnp.max(jnp.where(rok, far, 0.0))
-    all_ok = jnp.all(rok) & ~at_fp & ~diverged
+    all_ok = jnp.all(rok) & start_ok
     dp = jnp.linalg.norm(rp[-1] - rp[-2])
     dT = jnp.abs(rt[-1] - rt[-2])
     tol = cfg["cycle_tol"]
     converged = all_ok & (dp <= tol * diam) & (dT <= tol * jnp.abs(rt[-1]))
+    return n, rp, rt, all_ok, converged
 
-    # --- one period with the variational equation (fixed-step RK4) --------------
-    T = jnp.where(all_ok, rt[-1], 1.0)
-    pK = jnp.where(all_ok, rp[-1], p0)
+
+def _one_period(field, jac, pK, T, n, cfg):
+    """One period from ``pK`` with the variational equation (fixed-step RK4).
+
+    Returns the resampled orbit, its time-averaged centre and radius, and the
+    return-map derivative ``DP`` on the section.
+    """
+    dtype = pK.dtype
+    dim = pK.shape[0]
     n_orbit = cfg["n_orbit"]
     n_sub = cfg["orbit_substeps"]
 
@@ -312,15 +336,32 @@ def _trace_one(field, x0, cfg):
     radius = jnp.linalg.norm(orbit - center, axis=-1).mean()
     v = field(pK)
     DP = (jnp.eye(dim, dtype=dtype) - jnp.outer(v, n) / jnp.dot(n, v)) @ M
+    return orbit, center, radius, DP
 
-    # --- fixed point: Newton from xT (stopped flow) or from the orbit centre ----
-    x_fp = newton(jnp.where(at_fp, xT, center))
+
+def _classify(field, jac, xT, rp, center, diverged, at_fp, all_ok, converged, fp_tol):
+    """Status code and the fixed point (Newton from ``xT`` or the orbit centre)."""
+    x_fp = _newton(field, jac, jnp.where(at_fp, xT, center))
     fp_ok = jnp.linalg.norm(field(x_fp)) < jnp.maximum(fp_tol, 1e-10)
     d_first = jnp.linalg.norm(rp[0] - x_fp)
     d_last = jnp.linalg.norm(rp[-1] - x_fp)
     spiral = all_ok & ~converged & fp_ok & (d_last < d_first)
     status = jnp.where(diverged, _DIV, jnp.where(at_fp, _FP, jnp.where(converged, _CYCLE,
                        jnp.where(spiral, _SPIRAL, _UND))))
+    return status, x_fp, fp_ok
+
+
+def _trace_one(field, x0, cfg):
+    """Everything for one initial point (vmapped by the caller)."""
+    term = diffrax.ODETerm(lambda t, y, args: field(y))
+    jac = jax.jacfwd(field)
+    xT, fT, diverged, at_fp = _transient(field, jac, term, x0, cfg)
+    start_ok = ~at_fp & ~diverged
+    n, rp, rt, all_ok, converged = _poincare_returns(field, term, xT, fT, start_ok, cfg)
+    T = jnp.where(all_ok, rt[-1], 1.0)
+    pK = jnp.where(all_ok, rp[-1], xT)
+    orbit, center, radius, DP = _one_period(field, jac, pK, T, n, cfg)
+    status, x_fp, fp_ok = _classify(field, jac, xT, rp, center, diverged, at_fp, all_ok, converged, cfg["fp_tol"])
     return dict(status=status, xT=xT, rp=rp, rt=rt, T=T, orbit=orbit, center=center, radius=radius,
                 DP=DP, x_fp=x_fp, fp_ok=fp_ok, J_fp=jac(x_fp))
 
