@@ -454,7 +454,8 @@ def trace_limit_cycle(
         batch_size: initial points per compiled call (None: the next power of
             two >= 8 up to 1024, then the next multiple of 1024 up to 16384;
             the last chunk is padded, so repeated calls with the same field
-            reuse one compiled program).
+            reuse one compiled program; map: powers of two capped so that a
+            call's blocks stay near 1 GiB, 128 points at the defaults in 2D).
 
     Returns:
         :class:`LimitCycleResult` (see its attributes and the module docstring
@@ -485,11 +486,11 @@ def trace_limit_cycle(
     if common["n_returns"] < 2:
         raise ValueError(f"n_returns: need at least 2 returns, got {n_returns}")
     if lr is not None:
-        from ._map_cycles import map_config, trace_map
+        from ._map_cycles import map_batch_size, map_config, trace_map
         lr = check_positive(lr, "lr")
         cfg = map_config(common, n_transient=n_transient, n_window=n_window, max_iter=max_iter,
                          curve_tol=curve_tol, n_harmonics=n_harmonics)
-        bs = _batch_size(x0.shape[0], batch_size)
+        bs = _batch_size(x0.shape[0], batch_size) if batch_size is not None else map_batch_size(x0.shape[0], cfg, dim)
         _check_field(fn, dim)
         return trace_map(fn, x0, lr, cfg, bs, single)
     cfg = dict(

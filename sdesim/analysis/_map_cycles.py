@@ -389,6 +389,18 @@ def map_config(common: dict, *, n_transient, n_window, max_iter, curve_tol, n_ha
     return cfg
 
 
+def map_batch_size(n: int, cfg: dict, dim: int) -> int:
+    """Points per compiled call: the next power of two >= 8, capped near 1 GiB of block arrays.
+
+    Per point and iterate of a block: the iterates, their plane coordinates,
+    the Fourier design matrix and the QR growth rates, ``~2 n_harmonics + 4 +
+    3 dim`` float64 numbers.
+    """
+    per_point = 8 * cfg["n_window"] * (2 * cfg["n_harmonics"] + 4 + 3 * dim)
+    cap = max(8, 1 << max(0, ((1 << 30) // per_point).bit_length() - 1))
+    return min(cap, max(8, 1 << (n - 1).bit_length()))
+
+
 def trace_map(fn, x0, lr, cfg, bs, single) -> LimitCycleResult:
     """The map path of :func:`trace_limit_cycle` (arguments already validated)."""
     static = _Static(cfg)
