@@ -33,7 +33,7 @@ or divergence (at most ``max_iter`` iterates in all).
 *Centre and section.* The centre ``c`` is the zero of ``F`` found by Newton's
 method from the block mean when it lies closer to that mean than any iterate
 does (the point the iterates turn around), otherwise the block mean. The
-rotation plane is the ``(x1, x2)`` plane in 2D and the two leading principal
+rotation plane is the ``(x1, x2)`` plane in 2D and the two largest principal
 directions of ``X - c`` in more dimensions; ``y = B^T (x - c)`` are the plane
 coordinates and ``theta = atan2(y2, y1)``. The direction of rotation is the
 sign of the summed angle increments (each wrapped to ``(-pi, pi]``); after
