@@ -100,6 +100,12 @@ class LimitCycleResult:
         return_points: ``(n, n_returns, dim)`` Poincaré returns ``p_1..p_K``.
         return_times: ``(n, n_returns)`` return times ``T_1..T_K``.
         x_transient: ``(n, dim)`` the point reached at the end of the transient.
+        rotation_number: ``(n,)`` turns per iterate (map only, ``lr`` given;
+            None for the flow).
+        curve_spread: ``(n,)`` relative RMS residual of the Fourier fit
+            ``r(theta)`` of the iterates (map only).
+        n_iter: ``(n,)`` iterates of the map done (map only).
+        lr: the step of the map, or None for the flow.
     """
 
     x0: np.ndarray
@@ -116,6 +122,10 @@ class LimitCycleResult:
     return_points: np.ndarray
     return_times: np.ndarray
     x_transient: np.ndarray
+    rotation_number: Optional[np.ndarray] = None
+    curve_spread: Optional[np.ndarray] = None
+    n_iter: Optional[np.ndarray] = None
+    lr: Optional[float] = None
 
     def summary(self) -> dict:
         """JSON-friendly counts and the distinct cycles / fixed points found."""
@@ -130,6 +140,11 @@ class LimitCycleResult:
                 "period_median": float(np.median(per)), "period_min": float(per.min()), "period_max": float(per.max()),
                 "mean_radius_median": float(np.median(rad)), "max_abs_floquet_median": float(np.median(mu)),
             }
+            if self.rotation_number is not None:
+                rho = np.atleast_1d(self.rotation_number)[cyc]
+                out["cycles"]["rotation_number_median"] = float(np.median(rho))
+        if self.lr is not None:
+            out["lr"] = float(self.lr)
         fp = np.atleast_2d(self.fixed_point)
         has = np.all(np.isfinite(fp), axis=-1)
         if has.any():
@@ -181,19 +196,25 @@ def _rk4_flow(field, y, h, n_sub):
     return jax.lax.scan(step, y, None, length=n_sub)[0]
 
 
-def _trace_one(field, x0, cfg):
-    """Everything for one initial point (vmapped by the caller)."""
-    rtol, atol, max_steps = cfg["rtol"], cfg["atol"], cfg["max_steps"]
-    kw = _solver_kw(rtol, atol, max_steps, cfg["solver"])
-    kw_transient = _solver_kw(cfg["transient_rtol"], atol, max_steps, "tsit5")
-    dtype = x0.dtype
-    dim = x0.shape[0]
-    term = diffrax.ODETerm(lambda t, y, args: field(y))
+def _newton(field, jac, x, n_iter=30):
+    """Newton's method on ``field(x) = 0`` (non-finite steps are skipped)."""
+    def body(_, x):
+        step = jnp.linalg.solve(jac(x), field(x))
+        step = jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)
+        return x - step
+    return jax.lax.fori_loop(0, n_iter, body, x)
+
+
+def _transient(field, jac, term, x0, cfg):
+    """Integrate ``[0, t_transient]``, stopped early at a fixed point or on divergence.
+
+    Returns the end point ``xT`` (zeroed if not finite), ``F(xT)`` and the flags
+    ``diverged`` and ``at_fp`` (the flow has stopped).
+    """
+    kw_transient = _solver_kw(cfg["transient_rtol"], cfg["atol"], cfg["max_steps"], "tsit5")
     bound = cfg["bound"]
     fp_tol = cfg["fp_tol"]
-    jac = jax.jacfwd(field)
 
-    # --- transient, stopped early at a fixed point or on divergence ------------
     def stop(t, y, args, **_):
         fy = field(y)
         return (jnp.linalg.norm(fy) < fp_tol) | (jnp.linalg.norm(y) > bound) | ~jnp.all(jnp.isfinite(y))
@@ -206,34 +227,28 @@ def _trace_one(field, x0, cfg):
     diverged = (~finite) | (jnp.linalg.norm(xT) > bound)
     fT = field(xT)
 
-    def newton(x):
-        def body(_, x):
-            step = jnp.linalg.solve(jac(x), field(x))
-            step = jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)
-            return x - step
-        return jax.lax.fori_loop(0, 30, body, x)
-
     # the flow has stopped: |F| < fp_tol, or the transient (solved at the looser
     # transient_rtol) sits next to a linearly stable fixed point that Newton finds
     # (linear stability without an eigen-solver, so it also runs on GPU: the
     # linearised flow contracts by 1e3 over t_transient)
-    x_near = newton(xT)
+    x_near = _newton(field, jac, xT)
     contracts = jnp.linalg.norm(jax.scipy.linalg.expm(jac(x_near) * cfg["t_transient"])) < 1e-3
     near = (jnp.linalg.norm(x_near - xT) < 1e-3 * (1.0 + jnp.linalg.norm(xT))) & (
         jnp.linalg.norm(field(x_near)) < jnp.maximum(fp_tol, 1e-10)) & contracts
     at_fp = ((jnp.linalg.norm(fT) < fp_tol) | near) & ~diverged
+    return xT, fT, diverged, at_fp
 
-    # --- Poincaré returns -------------------------------------------------------
-    # Half-return with sign s: integrate until c = s * n.(x - p0) + s0 turns
-    # negative (s = +1: the far-side downward crossing; s = -1: the upward
-    # return). The solve stops at the end of the step that crosses; the exact
-    # crossing is then found by Newton's method in time along the flow
-    # (RK4 sub-steps of the overshoot, which is at most one adaptive step).
-    p0 = xT
-    speed = jnp.linalg.norm(fT)
-    n = jnp.where(speed > 0, fT / jnp.where(speed > 0, speed, 1.0), jnp.eye(dim, dtype=dtype)[0])
-    s0 = 1e-9 * (1.0 + jnp.linalg.norm(p0))
-    t_ret = cfg["max_return_time"]
+
+def _half_return(field, term, kw, n, p0, s0, t_ret):
+    """One half of a Poincaré return, as a ``lax.scan`` body over the sign ``s``.
+
+    Integrates until ``c = s * n.(x - p0) + s0`` turns negative (``s = +1``:
+    the far-side downward crossing; ``s = -1``: the upward return). The solve
+    stops at the end of the step that crosses; the exact crossing is then found
+    by Newton's method in time along the flow (RK4 sub-steps of the overshoot,
+    which is at most one adaptive step).
+    """
+    dtype = p0.dtype
 
     def cross(t, y, args, **_):
         return args * jnp.dot(n, y - p0) + s0
@@ -269,9 +284,26 @@ def _trace_one(field, x0, cfg):
         y_sec = _rk4_flow(field, yc, d, 1)
         return (yc, t_new, hit), (y_sec, t_new + d, hit, jnp.linalg.norm(yc - p0))
 
+    return half
+
+
+def _poincare_returns(field, term, p0, fT, start_ok, cfg):
+    """``n_returns`` returns to the section through ``p0`` normal to ``F(p0)``.
+
+    Returns the section normal ``n``, the return points ``rp``, return times
+    ``rt``, ``all_ok`` (every return found) and ``converged`` (the return map's
+    fixed point reached to ``cycle_tol``).
+    """
+    kw = _solver_kw(cfg["rtol"], cfg["atol"], cfg["max_steps"], cfg["solver"])
+    dtype = p0.dtype
+    dim = p0.shape[0]
+    speed = jnp.linalg.norm(fT)
+    n = jnp.where(speed > 0, fT / jnp.where(speed > 0, speed, 1.0), jnp.eye(dim, dtype=dtype)[0])
+    s0 = 1e-9 * (1.0 + jnp.linalg.norm(p0))
+    half = _half_return(field, term, kw, n, p0, s0, cfg["max_return_time"])
+
     K = cfg["n_returns"]
     signs = jnp.tile(jnp.array([1.0, -1.0], dtype=dtype), K)
-    start_ok = ~at_fp & ~diverged
     _, (ys, ts, oks, dist) = jax.lax.scan(half, (p0, jnp.zeros((), dtype), start_ok), signs)
     rp = ys[1::2]
     t_sec = ts[1::2]
@@ -279,15 +311,22 @@ def _trace_one(field, x0, cfg):
     rok = oks[1::2]
     far = dist[0::2]
     diam = jnp.max(jnp.where(rok, far, 0.0))
-    all_ok = jnp.all(rok) & ~at_fp & ~diverged
+    all_ok = jnp.all(rok) & start_ok
     dp = jnp.linalg.norm(rp[-1] - rp[-2])
     dT = jnp.abs(rt[-1] - rt[-2])
     tol = cfg["cycle_tol"]
     converged = all_ok & (dp <= tol * diam) & (dT <= tol * jnp.abs(rt[-1]))
+    return n, rp, rt, all_ok, converged
 
-    # --- one period with the variational equation (fixed-step RK4) --------------
-    T = jnp.where(all_ok, rt[-1], 1.0)
-    pK = jnp.where(all_ok, rp[-1], p0)
+
+def _one_period(field, jac, pK, T, n, cfg):
+    """One period from ``pK`` with the variational equation (fixed-step RK4).
+
+    Returns the resampled orbit, its time-averaged centre and radius, and the
+    return-map derivative ``DP`` on the section.
+    """
+    dtype = pK.dtype
+    dim = pK.shape[0]
     n_orbit = cfg["n_orbit"]
     n_sub = cfg["orbit_substeps"]
 
@@ -312,15 +351,32 @@ def _trace_one(field, x0, cfg):
     radius = jnp.linalg.norm(orbit - center, axis=-1).mean()
     v = field(pK)
     DP = (jnp.eye(dim, dtype=dtype) - jnp.outer(v, n) / jnp.dot(n, v)) @ M
+    return orbit, center, radius, DP
 
-    # --- fixed point: Newton from xT (stopped flow) or from the orbit centre ----
-    x_fp = newton(jnp.where(at_fp, xT, center))
+
+def _classify(field, jac, xT, rp, center, diverged, at_fp, all_ok, converged, fp_tol):
+    """Status code and the fixed point (Newton from ``xT`` or the orbit centre)."""
+    x_fp = _newton(field, jac, jnp.where(at_fp, xT, center))
     fp_ok = jnp.linalg.norm(field(x_fp)) < jnp.maximum(fp_tol, 1e-10)
     d_first = jnp.linalg.norm(rp[0] - x_fp)
     d_last = jnp.linalg.norm(rp[-1] - x_fp)
     spiral = all_ok & ~converged & fp_ok & (d_last < d_first)
     status = jnp.where(diverged, _DIV, jnp.where(at_fp, _FP, jnp.where(converged, _CYCLE,
                        jnp.where(spiral, _SPIRAL, _UND))))
+    return status, x_fp, fp_ok
+
+
+def _trace_one(field, x0, cfg):
+    """Everything for one initial point (vmapped by the caller)."""
+    term = diffrax.ODETerm(lambda t, y, args: field(y))
+    jac = jax.jacfwd(field)
+    xT, fT, diverged, at_fp = _transient(field, jac, term, x0, cfg)
+    start_ok = ~at_fp & ~diverged
+    n, rp, rt, all_ok, converged = _poincare_returns(field, term, xT, fT, start_ok, cfg)
+    T = jnp.where(all_ok, rt[-1], 1.0)
+    pK = jnp.where(all_ok, rp[-1], xT)
+    orbit, center, radius, DP = _one_period(field, jac, pK, T, n, cfg)
+    status, x_fp, fp_ok = _classify(field, jac, xT, rp, center, diverged, at_fp, all_ok, converged, cfg["fp_tol"])
     return dict(status=status, xT=xT, rp=rp, rt=rt, T=T, orbit=orbit, center=center, radius=radius,
                 DP=DP, x_fp=x_fp, fp_ok=fp_ok, J_fp=jac(x_fp))
 
@@ -334,6 +390,7 @@ def trace_limit_cycle(
     field: Union[Callable, AbstractProblem],
     x0,
     *,
+    lr: Optional[float] = None,
     t_transient: float = 200.0,
     n_returns: int = 4,
     max_return_time: float = 100.0,
@@ -347,9 +404,14 @@ def trace_limit_cycle(
     orbit_substeps: int = 8,
     solver: str = "dopri8",
     transient_rtol: float = 1e-6,
+    n_transient: int = 0,
+    n_window: int = 16384,
+    max_iter: int = 1 << 20,
+    curve_tol: float = 1e-3,
+    n_harmonics: int = 16,
     batch_size: Optional[int] = None,
 ) -> LimitCycleResult:
-    r"""Trace the flow ``dx/dt = field(x)`` from each initial point and find its limit set.
+    r"""Trace the flow ``dx/dt = field(x)`` (or its Euler map at step ``lr``) and find its limit set.
 
     Args:
         field: a callable ``x (dim,) -> dx/dt (dim,)`` written in ``jax.numpy``
@@ -357,8 +419,15 @@ def trace_limit_cycle(
             ``lambda x: problem.leftover_force(x, beta_inv)``), or a problem,
             for which the flow is the drift ``-grad f``.
         x0: ``(dim,)`` or ``(n, dim)`` initial points.
+        lr: None (default): the flow. A positive number: the map
+            ``x <- x + lr field(x)`` instead (for a problem, gradient descent
+            with learning rate ``lr``); see :mod:`sdesim.analysis._map_cycles`
+            for the method. Only ``n_returns``, ``n_orbit``, ``fp_tol``,
+            ``cycle_tol``, ``bound``, ``batch_size`` and the map options below
+            apply then.
         t_transient: time integrated before the section is placed.
-        n_returns: Poincaré returns (>= 2) used to test convergence.
+        n_returns: Poincaré returns (>= 2) used to test convergence (map:
+            turns).
         max_return_time: longest time one half-return may take.
         n_orbit: points of the resampled orbit.
         rtol, atol: tolerances of the adaptive solves that locate the returns
@@ -367,16 +436,26 @@ def trace_limit_cycle(
             tolerances), ``"tsit5"`` or ``"dopri5"`` for the returns.
         transient_rtol: tolerance of the transient (Tsit5; only where the
             trajectory ends matters there; ``atol`` is kept).
-        fp_tol: ``|F(x)|`` below which the flow has stopped.
-        cycle_tol: relative tolerance on the return map's fixed point.
+        fp_tol: ``|F(x)|`` below which the flow has stopped (map: the step
+            ``lr |F(x)|`` below ``lr fp_tol``).
+        cycle_tol: relative tolerance on the return map's fixed point (map:
+            on the radius and duration of the last two turns).
         bound: ``|x|`` above which a trajectory counts as diverged.
         max_steps: step budget of each solve.
         orbit_substeps: RK4 sub-steps per orbit sample for the resampled orbit
             and the monodromy matrix (step ``T / (n_orbit * orbit_substeps)``).
+        n_transient: map: iterates before the first analysed block.
+        n_window: map: iterates per analysed block; it must hold at least
+            ``n_returns + 1`` turns (otherwise ``"undecided"``).
+        max_iter: map: budget of iterates (blocks stop at the first decision).
+        curve_tol: map: largest relative RMS residual of the Fourier fit
+            ``r(theta)`` for the iterates to count as lying on a curve.
+        n_harmonics: map: harmonics of that fit.
         batch_size: initial points per compiled call (None: the next power of
             two >= 8 up to 1024, then the next multiple of 1024 up to 16384;
             the last chunk is padded, so repeated calls with the same field
-            reuse one compiled program).
+            reuse one compiled program; map: powers of two capped so that a
+            call's blocks stay near 1 GiB, 128 points at the defaults in 2D).
 
     Returns:
         :class:`LimitCycleResult` (see its attributes and the module docstring
@@ -397,16 +476,33 @@ def trace_limit_cycle(
     if x0.ndim != 2 or x0.shape[0] == 0 or x0.shape[1] == 0:
         raise ValueError(f"x0: expected shape (dim,) or (n, dim), got {x0.shape}")
     dim = x0.shape[1]
-    cfg = dict(
-        t_transient=check_positive(t_transient, "t_transient"),
+    common = dict(
         n_returns=check_positive_int(n_returns, "n_returns"),
-        max_return_time=check_positive(max_return_time, "max_return_time"),
         n_orbit=check_positive_int(n_orbit, "n_orbit"),
-        rtol=check_positive(rtol, "rtol"),
-        atol=check_positive(atol, "atol"),
         fp_tol=check_positive(fp_tol, "fp_tol"),
         cycle_tol=check_positive(cycle_tol, "cycle_tol"),
         bound=check_positive(bound, "bound"),
+    )
+    if common["n_returns"] < 2:
+        raise ValueError(f"n_returns: need at least 2 returns, got {n_returns}")
+    if lr is not None:
+        from ._map_cycles import map_batch_size, map_config, trace_map
+        lr = check_positive(lr, "lr")
+        cfg = map_config(common, n_transient=n_transient, n_window=n_window, max_iter=max_iter,
+                         curve_tol=curve_tol, n_harmonics=n_harmonics)
+        bs = _batch_size(x0.shape[0], batch_size) if batch_size is not None else map_batch_size(x0.shape[0], cfg, dim)
+        _check_field(fn, dim)
+        return trace_map(fn, x0, lr, cfg, bs, single)
+    cfg = dict(
+        t_transient=check_positive(t_transient, "t_transient"),
+        n_returns=common["n_returns"],
+        max_return_time=check_positive(max_return_time, "max_return_time"),
+        n_orbit=common["n_orbit"],
+        rtol=check_positive(rtol, "rtol"),
+        atol=check_positive(atol, "atol"),
+        fp_tol=common["fp_tol"],
+        cycle_tol=common["cycle_tol"],
+        bound=common["bound"],
         max_steps=check_positive_int(max_steps, "max_steps"),
         orbit_substeps=check_positive_int(orbit_substeps, "orbit_substeps"),
         solver=str(solver),
@@ -414,32 +510,44 @@ def trace_limit_cycle(
     )
     if cfg["solver"] not in _SOLVERS:
         raise ValueError(f"solver: expected one of {sorted(_SOLVERS)}, got {solver!r}")
-    if cfg["n_returns"] < 2:
-        raise ValueError(f"n_returns: need at least 2 returns, got {n_returns}")
-    n = x0.shape[0]
+    bs = _batch_size(x0.shape[0], batch_size)
+    _check_field(fn, dim)
+    r = _run_batched(lambda chunk: _trace_batch(fn, chunk, _Static(cfg)), x0, bs)
+    return _assemble(x0, r, single, dim)
+
+
+def _batch_size(n, batch_size):
+    """Initial points per compiled call (padded sizes, so repeated calls reuse one program)."""
     if batch_size is None:
         # pad to a few fixed sizes so that repeated calls reuse the compiled program:
         # powers of two from 8 to 1024, then multiples of 1024
-        bs = max(8, 1 << (n - 1).bit_length()) if n <= 1024 else min(_MAX_BATCH, -(-n // 1024) * 1024)
-    else:
-        bs = check_positive_int(batch_size, "batch_size")
+        return max(8, 1 << (n - 1).bit_length()) if n <= 1024 else min(_MAX_BATCH, -(-n // 1024) * 1024)
+    return check_positive_int(batch_size, "batch_size")
+
+
+def _check_field(fn, dim):
     with jax.enable_x64(True):
         try:
             out = jax.eval_shape(fn, jax.ShapeDtypeStruct((dim,), jnp.float64))
         except Exception as e:  # noqa: BLE001 - report user errors as one line
             raise ValueError(f"field: calling it on x0 of shape ({dim},) failed: {e}") from None
-        if getattr(out, "shape", None) != (dim,):
-            raise ValueError(f"field: must map x ({dim},) to ({dim},), got {getattr(out, 'shape', out)}")
+    if getattr(out, "shape", None) != (dim,):
+        raise ValueError(f"field: must map x ({dim},) to ({dim},), got {getattr(out, 'shape', out)}")
+
+
+def _run_batched(batch_fn, x0, bs):
+    """``batch_fn`` on chunks of ``bs`` points (the last one padded), float64; NumPy dict out."""
+    n = x0.shape[0]
+    with jax.enable_x64(True):
         parts = []
         for i in range(0, n, bs):
             chunk = x0[i:i + bs]
             m = chunk.shape[0]
             if m < bs:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - m, axis=0)])
-            res = _trace_batch(fn, jnp.asarray(chunk, dtype=jnp.float64), _Static(cfg))
+            res = batch_fn(jnp.asarray(chunk, dtype=jnp.float64))
             parts.append(jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], res))
-        r = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return _assemble(x0, r, single, dim)
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 class _Static:
@@ -491,5 +599,10 @@ def _assemble(x0, r, single, dim) -> LimitCycleResult:
         return_points=r["rp"], return_times=r["rt"], x_transient=r["xT"],
     )
     if single:
-        res = LimitCycleResult(**{f.name: getattr(res, f.name)[0] for f in dataclasses.fields(res)})
+        res = LimitCycleResult(**{f.name: _first(getattr(res, f.name)) for f in dataclasses.fields(res)})
     return res
+
+
+def _first(v):
+    """The row of a single initial point (fields that are not per-point arrays pass through)."""
+    return v[0] if isinstance(v, np.ndarray) else v
