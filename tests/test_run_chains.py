@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import sdesim.cli._run_chains as run_chains
-from sdesim.cli import app
+from sdesim.cli import app, load_config, quick_config, run_chains_experiment
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 runner = CliRunner()
@@ -24,22 +23,22 @@ def _arrays(out: Path, kernel: str) -> dict:
         return {k: f[k][...] for k in ("x", "grad_norm", "w_final")}
 
 
-def test_longrun_interrupted_then_resumed_is_identical(tmp_path, monkeypatch):
+def test_longrun_interrupted_then_resumed_is_identical(tmp_path):
     cfg = str(CONFIGS / "tiny_fc_longrun.toml")
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     assert runner.invoke(app, ["run", cfg, "--out", str(ref), "--quick", "--quiet"]).exit_code == 0
 
-    def stop_after_first_chunk(done, total, t0):
+    def stop_after_first_chunk(done, total):
         raise _Interrupt(f"interrupted after chunk {done}/{total}")
 
-    monkeypatch.setattr(run_chains, "_log_chunk", stop_after_first_chunk)
-    r = runner.invoke(app, ["run", cfg, "--out", str(cut), "--quick", "--quiet"])
-    assert isinstance(r.exception, _Interrupt), r.output
+    # what `sdesim run CONFIG --out cut --quick --quiet` runs, stopped by its on_chunk callback
+    with pytest.raises(_Interrupt):
+        run_chains_experiment(quick_config(load_config(cfg)), cut, quiet=True, on_chunk=stop_after_first_chunk)
     assert not (cut / "summary.json").exists()
+    assert "stream: chunk 1/3 committed" in (cut / "run.log").read_text()  # logged before on_chunk is called
     with np.load(cut / "stream" / "sgd" / "checkpoint.npz") as ck:
         assert int(ck["chunks_done"]) == 1  # of 3 (60 epochs in 20-epoch chunks); SGLD not started
     assert not (cut / "stream" / "sgld").exists()
-    monkeypatch.undo()
 
     # a plain re-run refuses the used directory; --resume (config from DIR/config.json) continues it
     r = runner.invoke(app, ["run", cfg, "--out", str(cut), "--quick", "--quiet"])

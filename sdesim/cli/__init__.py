@@ -19,7 +19,9 @@ from ._main import main as main
 from ._run import CheckpointError as CheckpointError
 from ._run import RunDirError as RunDirError
 from ._run import load_checkpoint as load_checkpoint
+from ._run import read_checked_npz as read_checked_npz
 from ._run import run_experiment as run_experiment
 from ._run import save_checkpoint as save_checkpoint
 from ._run import versions as versions
+from ._run import write_checked_npz as write_checked_npz
 from ._run_chains import run_chains_experiment as run_chains_experiment

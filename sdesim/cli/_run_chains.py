@@ -54,8 +54,16 @@ log = logging.getLogger("sdesim")
 _STREAM = "stream"
 
 
-def run_chains_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False, resume: bool = False) -> dict:
-    """Run a validated chain-experiment config; write its outputs to ``out``; return the summary."""
+def run_chains_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False, resume: bool = False,
+                          on_chunk=None) -> dict:
+    """Run a validated chain-experiment config; write its outputs to ``out``; return the summary.
+
+    ``on_chunk(chunks_done, n_chunks)`` (long run only) is called after each
+    committed chunk of each kernel's stream, after the progress line is
+    logged; an exception raised from it stops the run (it propagates, and
+    ``summary.json`` is not written), which ``resume=True`` (``sdesim run
+    --out DIR --resume``) continues from the last committed chunk.
+    """
     kind = experiment_kind(cfg)
     out = Path(out)
     if resume and kind == "toy2d":
@@ -69,7 +77,7 @@ def run_chains_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = 
         if kind == "toy2d":
             summary = _run_toy2d(cfg, out, vers)
         else:
-            summary = _run_longrun(cfg, out, vers, resumed=resume)
+            summary = _run_longrun(cfg, out, vers, resumed=resume, on_chunk=on_chunk)
         summary.update(experiment=kind, wall_s=time.perf_counter() - t0, config=cfg, versions=vers)
         _atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
         log.info("%s experiment finished in %.1f s", kind, summary["wall_s"])
@@ -227,12 +235,12 @@ def _log_chunk(done: int, total: int, t0: float) -> None:
 _RUN_FIX = "start over with `sdesim run CONFIG --out DIR --force` (not --resume)"
 
 
-def _run_longrun(cfg: dict, out: Path, vers: dict, *, resumed: bool) -> dict:
+def _run_longrun(cfg: dict, out: Path, vers: dict, *, resumed: bool, on_chunk=None) -> dict:
     """``_longrun.longrun`` into ``out/stream`` (resuming what is there), then analysis and outputs."""
     from ..experiments import _longrun
 
     try:
-        return _run_longrun_checked(cfg, out, vers, resumed=resumed)
+        return _run_longrun_checked(cfg, out, vers, resumed=resumed, on_chunk=on_chunk)
     except _longrun.StaleRunError as e:
         raise RunDirError(f"out: {out} holds a long run started with {e.reason}; resuming would mix its data "
                           f"with this run's -- {_RUN_FIX}") from None
@@ -240,12 +248,18 @@ def _run_longrun(cfg: dict, out: Path, vers: dict, *, resumed: bool) -> dict:
         raise e.with_fix(_RUN_FIX) from None
 
 
-def _run_longrun_checked(cfg: dict, out: Path, vers: dict, *, resumed: bool) -> dict:
+def _run_longrun_checked(cfg: dict, out: Path, vers: dict, *, resumed: bool, on_chunk=None) -> dict:
     from ..experiments import _longrun
 
     sim, temp = cfg["simulation"], cfg["temperature"]
     stream = out / _STREAM
     t0 = time.perf_counter()
+
+    def chunk_done(done: int, total: int) -> None:
+        _log_chunk(done, total, t0)
+        if on_chunk is not None:
+            on_chunk(done, total)
+
     log.info("longrun: %d burn-in + %d epochs, kernels %s, %d chains (%d SGLD), lr=%g, batch=%d",
              sim["burn_in_epochs"], sim["epochs"], sim["kernels"], sim["n_chains"], sim["sgld_chains"],
              temp["lr"], temp["batch"])
@@ -254,7 +268,7 @@ def _run_longrun_checked(cfg: dict, out: Path, vers: dict, *, resumed: bool) -> 
             str(stream), epochs=sim["epochs"], burn_in_epochs=sim["burn_in_epochs"], lr=temp["lr"],
             batch=temp["batch"], n_chains=sim["n_chains"], kernels=tuple(sim["kernels"]),
             chunk_epochs=sim["chunk_epochs"], seed=sim["seed"], sgld_chains=sim["sgld_chains"],
-            on_chunk=lambda done, total: _log_chunk(done, total, t0))
+            on_chunk=chunk_done)
     except (_longrun.StaleRunError, CheckpointError):
         raise
     except ValueError as e:

@@ -15,10 +15,11 @@ noise at the same ``beta^-1 = lr/(2b)`` with ``c = tr D(w_burn)/d``) a run of
 resume) together with ``||grad f|| / sqrt(d)`` at each saved epoch.
 
 Resuming is safe only with the same code and parameters: ``out_dir/manifest.json``
-records the run's fingerprint (its parameters and :func:`code_fingerprint`)
-when it starts, and a later call with another fingerprint -- or on a
-directory from before fingerprints -- raises :class:`StaleRunError` instead of
-mixing old and new data; ``fresh=True`` (:func:`discard`) starts over.
+records the run's fingerprint (its parameters, the problem's ``meta`` and
+:func:`code_fingerprint`) when it starts, and a later call with another
+fingerprint -- or on a directory from before fingerprints -- raises
+:class:`StaleRunError` instead of mixing old and new data; ``fresh=True``
+(:func:`discard`) starts over.
 ``burn.npz`` and the streams' checkpoints are SHA-256 checked; a damaged one
 raises ``ValueError`` (``checkpoint: ...``) and is never loaded.
 :func:`analyse` computes the increment spectrum, autocorrelation with 99 %
@@ -144,7 +145,7 @@ def _differences(old: dict, new: dict) -> str:
 def _check_fingerprint(out_dir: str, fingerprint: dict) -> bool:
     """Record ``fingerprint`` in a new ``out_dir`` or check it against the one recorded; True if resuming."""
     path = os.path.join(out_dir, _MANIFEST)
-    fingerprint = json.loads(json.dumps(fingerprint))
+    fingerprint = json.loads(json.dumps(fingerprint, default=float))  # as recorded (NumPy scalars as floats)
     if os.path.exists(path):
         try:
             with open(path) as fh:
@@ -200,7 +201,8 @@ def load_burn(out_dir: str, fix: str = _FIX) -> tuple[np.ndarray, int]:
 
 def longrun(out_dir: str, *, epochs: int = 2000, burn_in_epochs: int = 100, lr: float = 1e-3, batch: int = 32,
             n_chains: int = 4, kernels: Sequence[str] = ("sgd", "sgld"), chunk_epochs: int = 250,
-            seed: int = 0, on_chunk=None, sgld_chains: int | None = None, fresh: bool = False) -> dict:
+            seed: int = 0, on_chunk=None, sgld_chains: int | None = None, fresh: bool = False,
+            finite_sum=None) -> dict:
     """Run (or resume) the long runs into ``out_dir/<kernel>/``; returns a summary dict.
 
     All chains start from the same initial weights and get independent noise.
@@ -211,21 +213,35 @@ def longrun(out_dir: str, *, epochs: int = 2000, burn_in_epochs: int = 100, lr: 
     ``out_dir`` holds (:func:`discard`) and starts over. ``sgld_chains``
     (default ``n_chains``) runs SGLD on the first few chains only (each SGLD
     step needs a full gradient, ``N/b`` times the cost of an SGD step).
+
+    ``on_chunk(chunks_done, n_chunks)`` is called after each committed chunk
+    of each kernel's stream (as in :func:`sdesim.chains.stream_chains`); an
+    exception raised from it stops the run, and the next call with the same
+    arguments resumes from the last committed chunk.
+
+    ``finite_sum`` (default :func:`digits_finite_sum`, tiny-fc) is a callable
+    ``seed -> (fs, w0, meta)`` giving the problem: a :class:`~sdesim.chains.FiniteSum`,
+    the initial weights ``(dim,)`` and a dict of JSON values describing it
+    (tiny-fc: ``n_data``, ``dim``, ``dataset``). ``meta`` is copied into the
+    summary and recorded in the run's fingerprint as ``problem``, so a run
+    of another problem is not resumed; the callable itself is not
+    fingerprinted -- give a problem that changes without changing ``meta``
+    a new ``out_dir``.
     """
     from .._io import CheckpointError, write_checked_npz
 
     for name in kernels:
         if name not in _KERNELS:
             raise ValueError(f"kernels: expected 'sgd' or 'sgld', got {name!r}")
+    fs, w0, meta = (digits_finite_sum if finite_sum is None else finite_sum)(seed)  # before touching out_dir
     if fresh:
         discard(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     config = dict(epochs=int(epochs), burn_in_epochs=int(burn_in_epochs), lr=float(lr), batch=int(batch),
                   n_chains=int(n_chains), kernels=list(kernels), chunk_epochs=int(chunk_epochs), seed=int(seed),
-                  sgld_chains=None if sgld_chains is None else int(sgld_chains))
+                  sgld_chains=None if sgld_chains is None else int(sgld_chains), problem=meta)
     code = code_fingerprint()
     resumed = _check_fingerprint(out_dir, {"config": config, "code": code})
-    fs, w0, meta = digits_finite_sum(seed)
     N, b = fs.n_data, int(batch)
     spe = N // b
     burn_path = os.path.join(out_dir, _BURN)
