@@ -66,7 +66,7 @@ import scipy.linalg
 from . import _noise
 from ._diffusion import _chol2
 from ._problem import AbstractProblem
-from ._validate import check_finite_array, check_positive, check_positive_int, check_save_every
+from ._validate import check_initial_state, check_positive, check_positive_int, check_save_every
 
 __all__ = [
     "ZeroMassEnsemble",
@@ -192,7 +192,7 @@ def simulate_zero_mass(
         n_particles, n_steps, dt: ensemble size, steps, step ``h`` (take
             ``h <~ m / 10`` for the x-dynamics; the velocity law is exact).
         seed: noise seed (noise depends only on seed, particle, step).
-        x0: ``(dim,)`` or ``(n_particles, dim)``; default zeros.
+        x0: ``(dim,)`` or ``(n_particles, dim)`` (a scalar for ``dim == 1``); default zeros.
         v0: same shapes; default Maxwell ``N(0, beta^-1/m I)`` (the exact
             stationary velocity law).
         save_every: steps between snapshots (default: only initial and final).
@@ -215,12 +215,7 @@ def simulate_zero_mass(
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
 
     def state(val, name):
-        arr = check_finite_array(val, name)
-        if arr.shape == (dim,):
-            arr = np.broadcast_to(arr, (n_particles, dim))
-        if arr.shape != (n_particles, dim):
-            raise ValueError(f"{name}: expected shape ({dim},) or ({n_particles}, {dim}), got {arr.shape}")
-        return jnp.asarray(arr, dtype)
+        return jnp.asarray(check_initial_state(val, name, n_particles, dim), dtype)
 
     x = jnp.zeros((n_particles, dim), dtype) if x0 is None else state(x0, "x0")
     kd = _noise.particle_keys(int(seed), 0, n_particles)

@@ -136,6 +136,7 @@ def test_naive_ito_reading_has_a_different_stationary_density():
         (dict(dt=0.0), "dt"),
         (dict(n_steps=10, save_every=3), "save_every"),
         (dict(x0=np.zeros(3)), "x0"),
+        (dict(x0=0.5), "x0"),  # a scalar only for dim 1
         (dict(v0=np.full(2, np.nan)), "v0"),
     ],
 )
