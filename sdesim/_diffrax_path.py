@@ -6,6 +6,10 @@ so results are reproducible by seed and independent of chunking, but the noise
 differs from the native path's counter-based noise. The SDE is written as
 ``dx = b(x) dt + sqrt(2 beta^-1) L(x) dW`` with ``L L^T = D`` (Itô), i.e. a
 ``MultiTerm(ODETerm(b), ControlTerm(sqrt(2 beta^-1) L, W))``.
+
+Divergence is judged on the host from the snapshots, with the same rule as the
+native path: from the first snapshot with a coordinate NaN, inf or beyond
+``divergence_bound`` on, the particle's snapshots are NaN.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ __all__ = ["simulate_diffrax"]
 
 
 def simulate_diffrax(problem, x_init, *, beta_inv, n_steps, dt, seed, form, save_every, burn_in,
-                     dtype, solver=None, adaptive=False):
-    from ._integrate import Ensemble, _cast_floats, _divergence_report
+                     dtype, solver=None, adaptive=False, divergence_bound=None):
+    from ._integrate import Ensemble, _cast_floats, _divergence_report, _mark_diverged, default_divergence_bound
 
+    if divergence_bound is None:
+        divergence_bound = default_divergence_bound(dtype)
     problem = _cast_floats(problem, dtype)
 
     solver = diffrax.Euler() if solver is None else solver
@@ -68,9 +74,11 @@ def simulate_diffrax(problem, x_init, *, beta_inv, n_steps, dt, seed, form, save
     ys = np.asarray(comp(x_init, keys))  # (n_particles, n_saves, dim)
     run_s = time.perf_counter() - t0
     x_out = np.swapaxes(ys, 0, 1).astype(dtype)
+    _mark_diverged(x_out, divergence_bound)
     finite, div_step = _divergence_report(x_out, steps)
     return Ensemble(
         x=x_out, t=steps * dt, step=steps, finite=finite, diverged_step=div_step, dt=dt,
         beta_inv=beta_inv, form=form, method="diffrax", seed=seed, burn_in=burn_in,
         save_every=save_every, compile_s=compile_s, run_s=run_s, n_steps_total=burn_in + n_steps,
+        divergence_bound=divergence_bound,
     )

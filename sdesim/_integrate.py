@@ -32,6 +32,28 @@ particles swept in cache-sized blocks, no host round-trips inside the loop.
 Snapshots are copied to the host between segments, so device memory stays
 bounded. Noise obeys the contract of :mod:`sdesim._noise`: the same seed gives
 the same numbers whatever ``chunk_size`` or segmenting.
+
+**Divergence.** A particle has diverged at the first saved snapshot at which a
+coordinate is NaN, infinite or beyond the bound ``|x_i| > B``
+(``divergence_bound``). The check runs inside the compiled loop at every
+snapshot (the NaN check and the bound are one comparison, ``|x| <= B`` being
+false for NaN); a particle that fails it is set to NaN there, so it stays
+diverged exactly like a particle that overflowed: counted in ``n_diverged``,
+its first diverged snapshot step in ``diverged_step``, left out of
+``samples()``, ``mean()``, ``cov()`` and of the in-loop statistics of
+``keep="stats"``. Burn-in is not checked (only snapshots are), so the result
+does not depend on how the run is cut into pieces; NaN is absorbing anyway.
+
+The default ``B`` (:func:`default_divergence_bound`) keeps pooled second
+moments finite: with ``finfo(dtype).max < 2^e`` (``e = 128`` float32, ``1024``
+float64), ``B = 2^(e/2 - 20)`` -- ``2^44 = 1.8e13`` in float32, ``2^492 = 1.3e148``
+in float64, i.e. ``sqrt(finfo.max) / 2^20``. Every product ``x_i x_j`` of kept
+values is ``<= B^2 = 2^(e - 40)``, so a sum of ``N`` of them (the in-loop sums
+``sum x x^T``, which are accumulated in the run's dtype, and the host's float64
+pooling) cannot overflow for ``N < 2^40``, and centred sums
+``sum (x - mean)^2 <= 4 N B^2`` not for ``N < 2^38 = 2.7e11`` pooled values
+(particles times snapshots). A finite value above ``B`` carries no
+information a run can use (in float32 its grid spacing exceeds ``10^6``).
 """
 
 from __future__ import annotations
@@ -48,9 +70,17 @@ import numpy as np
 
 from . import _noise
 from ._problem import FORMS, AbstractProblem
-from ._validate import check_finite_array, check_nonneg_int, check_positive, check_positive_int, check_save_every
+from ._validate import (
+    check_divergence_bound,
+    check_finite_array,
+    check_initial_state,
+    check_nonneg_int,
+    check_positive,
+    check_positive_int,
+    check_save_every,
+)
 
-__all__ = ["Ensemble", "simulate", "METHODS"]
+__all__ = ["Ensemble", "simulate", "METHODS", "default_divergence_bound"]
 
 METHODS = ("euler", "weak_euler", "heun", "diffrax")
 
@@ -74,6 +104,14 @@ def default_block_size(dim: int, itemsize: int = 4, backend: Optional[str] = Non
     return max(MIN_BLOCK, BLOCK_BYTES // (dim * itemsize))
 #: Upper bound on the snapshot buffer of one segment (bytes) before it goes to the host.
 SEGMENT_BYTES = 128 * 2**20
+#: ``log2`` of the margin of the default divergence bound below ``sqrt(finfo.max)``.
+DIVERGENCE_MARGIN_BITS = 20
+
+
+def default_divergence_bound(dtype) -> float:
+    """``2^(e/2 - 20)`` with ``finfo(dtype).max < 2^e``: float32 ``2^44``, float64 ``2^492`` (module docstring)."""
+    e = int(np.finfo(dtype).maxexp)
+    return float(2.0 ** (e // 2 - DIVERGENCE_MARGIN_BITS))
 
 
 @dataclasses.dataclass
@@ -85,9 +123,11 @@ class Ensemble:
            non-finite values for diverged particles -- use :meth:`samples`).
         t: snapshot times ``(n_saved,)`` (``t = step * dt``, burn-in included).
         step: snapshot step indices ``(n_saved,)``.
-        finite: ``(n_particles,)`` bool, False for particles that diverged.
+        finite: ``(n_particles,)`` bool, False for particles that diverged
+           (NaN, inf or ``|x_i| > divergence_bound`` at a snapshot; module docstring).
         diverged_step: ``(n_particles,)`` first saved step at which the particle
-           was non-finite (-1 if it never was).
+           had diverged (-1 if it never did).
+        divergence_bound: the bound used (``None`` where unknown).
     """
 
     x: np.ndarray
@@ -107,6 +147,7 @@ class Ensemble:
     n_steps_total: int = 0
     stats: Optional[dict] = None
     particle_offset: int = 0
+    divergence_bound: Optional[float] = None
 
     @property
     def n_particles(self) -> int:
@@ -175,9 +216,10 @@ def _block_run(problem, x, pidx, keys, step0, params, every, *, form, method, n_
     """
     diff = problem.diffusion
     nd = diff.noise_dim
-    # (beta_inv, dt, sqrt(2 beta_inv dt)), rounded to dtype on the host from float64, so the
-    # numbers do not depend on whether JAX's x64 mode is on
-    beta_inv, dt, scale = params[0], params[1], params[2]
+    # (beta_inv, dt, sqrt(2 beta_inv dt), divergence bound), rounded to dtype on the host from
+    # float64, so the numbers do not depend on whether JAX's x64 mode is on; the bound is +inf
+    # in pieces that keep no snapshot (nothing is marked there)
+    beta_inv, dt, scale, bound = params[0], params[1], params[2], params[3]
 
     drift = jax.vmap(lambda xi: problem.drift(xi, beta_inv, form).astype(dtype), in_axes=1, out_axes=1)
     if diff.is_constant:
@@ -232,6 +274,7 @@ def _block_run(problem, x, pidx, keys, step0, params, every, *, form, method, n_
 
         def inner(x, i):
             x = advance(x, i)
+            x = jnp.where(_within(x, bound)[None, :], x, jnp.nan)
             return x, x
 
         return jax.lax.scan(inner, x, jnp.arange(n_out, dtype=step0.dtype))
@@ -242,7 +285,8 @@ def _block_run(problem, x, pidx, keys, step0, params, every, *, form, method, n_
     def inner_stats(carry, i):
         x, bad = carry
         x = advance(x, i)
-        fin = jnp.all(jnp.isfinite(x), axis=0)
+        fin = _within(x, bound)
+        x = jnp.where(fin[None, :], x, jnp.nan)
         step_now = step0 + (i + 1) * every
         bad = jnp.where((bad < 0) & ~fin, step_now, bad)
         return (x, bad), _snapshot_stats(x, fin, bins, box)
@@ -253,6 +297,11 @@ def _block_run(problem, x, pidx, keys, step0, params, every, *, form, method, n_
     st = jax.tree_util.tree_map(lambda a: a.sum(axis=0), st)  # over snapshots
     st["bad"] = bad
     return x, st
+
+
+def _within(x, bound):
+    """``(n,)`` bool: every coordinate of the column ``|x_i| <= bound`` (False for NaN)."""
+    return jnp.all(jnp.abs(x) <= bound, axis=0)
 
 
 def _snapshot_stats(x, fin, bins, box):
@@ -405,12 +454,7 @@ def _check_problem(problem, form, method):
 def _initial_state(x0, n_particles, dim, dtype):
     if x0 is None:
         return jnp.zeros((n_particles, dim), dtype)
-    arr = check_finite_array(x0, "x0")
-    if arr.shape == (dim,):
-        arr = np.broadcast_to(arr, (n_particles, dim))
-    elif arr.shape != (n_particles, dim):
-        raise ValueError(f"x0: expected shape ({dim},) or ({n_particles}, {dim}), got {arr.shape}")
-    return jnp.asarray(arr, dtype)
+    return jnp.asarray(check_initial_state(x0, "x0", n_particles, dim), dtype)
 
 
 def _resolve_dtype(dtype):
@@ -489,6 +533,7 @@ def simulate(
     devices=None,
     process_index: Optional[int] = None,
     process_count: Optional[int] = None,
+    divergence_bound: Optional[float] = None,
 ) -> Ensemble:
     """Integrate an ensemble of independent particles of ``problem``'s SDE.
 
@@ -499,7 +544,8 @@ def simulate(
         problem: an :class:`~sdesim.AbstractProblem` (see :mod:`sdesim.problems`).
         beta_inv: temperature ``beta^-1`` (``sdesim.temperature(lr, b)`` for SGD).
         n_particles, n_steps, dt, seed: as named; ``dt = lr`` reproduces SGD's clock.
-        x0: initial state ``(dim,)`` or ``(n_particles, dim)``; zeros by default.
+        x0: initial state ``(dim,)`` or ``(n_particles, dim)`` (a scalar for
+            ``dim == 1``); zeros by default.
         form: ``"ito"``, ``"atype"`` or ``"atype_naive"`` (module docstring).
         method: ``"euler"``, ``"weak_euler"``, ``"heun"`` or ``"diffrax"``.
         dtype: ``"float32"`` (default) or ``"float64"`` (needs x64 enabled).
@@ -533,6 +579,12 @@ def simulate(
             the global particles ``[i n / P, (i+1) n / P)`` on its local devices
             and returns them (``Ensemble.particle_offset``); the union over
             processes equals the single-process run bit for bit.
+        divergence_bound: a particle with a coordinate ``|x_i|`` above it (or
+            NaN/inf) at a snapshot has diverged: counted in ``n_diverged``, set
+            to NaN from there on, excluded from every statistic. Default
+            :func:`default_divergence_bound` of ``dtype`` (``2^44`` float32,
+            ``2^492`` float64: pooled second moments of fewer than ``2^38``
+            values cannot overflow); ``float("inf")`` flags only NaN and inf.
 
     Returns:
         :class:`Ensemble` with ``x (n_saved, n_particles, dim)``.
@@ -578,6 +630,10 @@ def simulate(
     if checkpoint_every is not None:
         checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
     dtype = _resolve_dtype(dtype)
+    if divergence_bound is None:
+        divergence_bound = default_divergence_bound(dtype)
+    else:
+        divergence_bound = check_divergence_bound(divergence_bound)
     dim = problem.dim
     if block_size is None:
         block_size = default_block_size(dim, dtype.itemsize)
@@ -600,6 +656,7 @@ def simulate(
         return simulate_diffrax(
             problem, x_init, beta_inv=beta_inv, n_steps=n_steps, dt=dt, seed=seed, form=form,
             save_every=save_every, burn_in=burn_in, dtype=dtype, solver=solver, adaptive=adaptive,
+            divergence_bound=divergence_bound,
         )
 
     every = save_every if save_every is not None else n_steps
@@ -624,7 +681,12 @@ def simulate(
             raise ValueError(f"out_array: expected shape {(n_saves, n_particles, dim)}, got {out_array.shape}")
         x_out = out_array
     static = dict(form=form, method=method, block=block_size, dtype=dtype, reduce=reduce, n_shards=n_shards)
-    params = jnp.asarray(np.array([beta_inv, dt, np.sqrt(2.0 * beta_inv * dt)], np.float64).astype(dtype))
+    # the bound, capped at finfo.max so that +-inf fails |x| <= bound; +inf where nothing is kept
+    bound = min(divergence_bound, float(np.finfo(dtype).max))
+    params_of = {
+        keep_: jnp.asarray(np.array([beta_inv, dt, np.sqrt(2.0 * beta_inv * dt), b_], np.float64).astype(dtype))
+        for keep_, b_ in ((True, bound), (False, np.inf))
+    }
     stream = _noise.RADEMACHER_STREAM if method == "weak_euler" else _noise.GAUSSIAN_STREAM
     keys = _noise.stream_keys(seed, problem.diffusion.noise_dim, stream)
     compile_s = 0.0
@@ -652,6 +714,7 @@ def simulate(
                     step, k = int(resume["step"]), int(resume["k"])
                 done_ps += m * n_out * ev
                 continue
+            params = params_of[keep_piece]
             comp, c = _compiled_segment(
                 problem, x, pidx, keys, jnp.int32(step), params, jnp.int32(ev), n_out=n_out, **static
             )
@@ -695,7 +758,7 @@ def simulate(
         x=x_out, t=steps * dt, step=steps, finite=finite, diverged_step=div_step, dt=dt,
         beta_inv=beta_inv, form=form, method=method, seed=seed, burn_in=burn_in,
         save_every=save_every, compile_s=compile_s, run_s=run_s, n_steps_total=total_steps,
-        stats=stats, particle_offset=offset,
+        stats=stats, particle_offset=offset, divergence_bound=divergence_bound,
     )
 
 
@@ -731,6 +794,16 @@ def _plan_pieces(burn_in, n_steps, save_every, bytes_per_save, checkpoint_every)
         cap = min(cap, max(1, ce // save_every))
     pieces += [(seg, save_every, True) for seg in _plan_segments(n_saves, bytes_per_save, cap)]
     return pieces
+
+
+def _mark_diverged(x_out: np.ndarray, bound: float) -> None:
+    """On the host, for snapshots computed without the in-loop check: a particle beyond ``bound``
+    (or NaN/inf) at a snapshot is set to NaN there and at every later snapshot, in place."""
+    bound = min(bound, float(np.finfo(x_out.dtype).max))
+    bad = np.zeros(x_out.shape[1], bool)
+    for k in range(x_out.shape[0]):
+        bad |= ~(np.abs(x_out[k]) <= bound).all(axis=1)
+        x_out[k, bad] = np.nan
 
 
 def _divergence_report(x_out: np.ndarray, steps: np.ndarray):

@@ -10,12 +10,40 @@ has its own key ``k_j = fold_in(fold_in(key(seed), stream), j)``
 
     (y0, y1) = threefry2x32(k_j, (p, s)),    z_{2j} <- y0,  z_{2j+1} <- y1.
 
-Words become normals by the inverse error function as ``jax.random`` does
-(23 mantissa bits -> uniform on a symmetric grid in (-1, 1) -> sqrt(2) erfinv).
-One Threefry call per two normals -- the cost of ``jax.random.normal`` -- but
-the keys are a handful of scalars and the counters are the particle index, so
-the whole ensemble's noise of one step is one vectorised hash laid out as
-``(noise_dim, particles)``, the layout the integrator keeps its state in.
+One Threefry call per two float32 normals -- the cost of ``jax.random.normal``
+-- but the keys are a handful of scalars and the counters are the particle
+index, so the whole ensemble's noise of one step is one vectorised hash laid
+out as ``(noise_dim, particles)``, the layout the integrator keeps its state in.
+Float64 runs take a second, *low* word per normal from the counter
+``(p, s + 2^31)`` (steps are ``< 2^31``, so the top bit of the step word is
+free): ``(y0', y1') = threefry2x32(k_j, (p, s + 2^31))``, ``z_{2j} <- (y0, y0')``,
+``z_{2j+1} <- (y1, y1')`` -- two Threefry calls per two float64 normals.
+
+**Words to normals** (inverse CDF, as ``jax.random`` does). ``b`` random bits
+-- ``b = 23`` in float32 (the top 23 bits of the word), ``b = 52`` in float64
+(the 32 bits of the high word and the top 20 of the low word) -- form an
+integer ``k`` uniform on ``{0, ..., 2^b - 1}``, and
+
+    u = (2k + 1) 2^-b - 1   in (-1, 1),     z = sqrt(2) erfinv(u) = Phi^-1((2k + 1) / 2^(b+1)),
+
+every step exact in floating point (``u`` is an odd multiple of ``2^-b`` below 1
+in magnitude). So ``z`` is the normal quantile at the midpoint of the ``k``-th
+of ``2^b`` cells of equal probability ``2^-b``: the grid is symmetric
+(``k <-> 2^b - 1 - k`` gives ``z <-> -z``) and, for any threshold ``t``, the
+tail rate ``P(|z| > t)`` equals the Gaussian ``2 Phi(-t)`` up to one cell on
+each side, ``|error| <= 2^(1-b)``. The largest ``|z|`` is
+``-Phi^-1(2^-(b+1))``, reached with probability ``2^(1-b)``:
+
+* float32, ``b = 23``: ``|z| <= 5.2947``; no draw beyond 5.3 sigma, although a
+  Gaussian exceeds it with probability ``1.2e-7`` -- acceptable at float32
+  resolution, and this stream is pinned bit for bit;
+* float64, ``b = 52``: ``|z| <= 8.2095`` (``2 Phi(-8.2095) = 2^-52``); all tail
+  rates ``P(|z| > t)`` are exact to ``4.4e-16``, e.g. ``P(|z| > 6) = 1.97e-9``,
+  ``P(|z| > 8) = 1.2e-15``.
+
+The float64 high word is the float32 word, so a float64 normal refines the
+float32 one of the same (seed, particle, step, variable): its ``u`` lies in the
+float32 ``u``'s cell, ``|u64 - u32| < 2^-23``.
 
 Two-point noise (``stream = 1``, ``method="weak_euler"``): ``z = +-1`` with
 probability 1/2, one bit per variable; mean 0, variance 1, odd moments 0 --
@@ -23,18 +51,20 @@ enough for weak order 1 of the Euler scheme (Kloeden & Platen, simplified weak
 Euler, §14.1). Bits come in blocks of 32 steps: the words
 ``threefry2x32(k_j, (p, B))`` of block ``B = s // 32`` hold in bit ``s % 32``
 the signs of variables ``2j`` and ``2j + 1`` at step ``s`` -- one Threefry call
-per 64 signs instead of one per two normals.
+per 64 signs instead of one per two normals. The same in float32 and float64.
 
 Because nothing depends on how particles are chunked, blocked, sharded over
 devices or processes, or on how the time loop is cut into pieces, a run gives
 identical numbers whatever ``chunk_size``, ``block_size``, device count or
-checkpoint/resume points. Limits: particle indices and steps are uint32
-(< 2^32 each).
+checkpoint/resume points. Limits: particle indices are uint32 (< 2^32), steps
+< 2^31.
 
 **Per-particle stream** (used by :mod:`sdesim.chains` and the zero-mass
 integrator): particle key ``k_p = fold_in(key(seed), p)``; its normals at step
-``s`` come from ``threefry2x32(k_p, (s, j))``. Functions :func:`particle_keys`,
-:func:`step_normals`.
+``s`` come from ``threefry2x32(k_p, (s, j))``, ``j = 0 .. ceil(n / 2) - 1``
+(normal ``i`` from word ``i`` of the concatenated ``[y0 | y1]``), and in
+float64 their low words likewise from ``threefry2x32(k_p, (s, j + 2^31))``.
+Functions :func:`particle_keys`, :func:`step_normals`.
 """
 
 from __future__ import annotations
@@ -65,17 +95,44 @@ def _bits(kd: jax.Array, step, n_words: int) -> jax.Array:
     return threefry_2x32(kd, jnp.concatenate([s, j]))
 
 
+LOW_WORDS = 2**31  #: counter offset of the float64 low words (top bit of a 32-bit counter word)
+
+
 def _to_normal(bits: jax.Array, dtype) -> jax.Array:
+    """float32 normals from words (top 23 bits); the float32 stream, pinned bit for bit."""
     # 23 random mantissa bits -> uniform in [1, 2) -> open interval (-1, 1)
     f = jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
     u = 2.0 * f - 1.0 + 2.0**-23  # in (-1, 1), symmetric grid
     return (jnp.sqrt(2.0) * jax.lax.erf_inv(u)).astype(dtype)
 
 
+def _to_normal64(hi: jax.Array, lo: jax.Array) -> jax.Array:
+    """float64 normals from word pairs: 52 bits ``k = hi 2^20 + (lo >> 12)``, ``u = (2k + 1) 2^-52 - 1``.
+
+    Both summands are exact in float64 (``hi 2^-31 - 1`` is a multiple of
+    ``2^-31`` in [-1, 1); the low part an odd multiple of ``2^-52`` below
+    ``2^-31``), and so is their sum (a multiple of ``2^-52`` below 1 in magnitude).
+    """
+    f64 = jnp.float64
+    u = (hi.astype(f64) * 2.0**-31 - 1.0) + ((lo >> 12).astype(f64) * 2.0**-51 + 2.0**-52)
+    return jnp.sqrt(jnp.asarray(2.0, f64)) * jax.lax.erf_inv(u)
+
+
+def _is64(dtype) -> bool:
+    return jnp.dtype(dtype) == jnp.dtype(jnp.float64)
+
+
 def step_normals(kd: jax.Array, step, noise_dim: int, dtype=jnp.float32) -> jax.Array:
-    """Standard normals ``(noise_dim,)`` for one particle at one step."""
+    """Standard normals ``(noise_dim,)`` for one particle at one step (float64: 52-bit uniforms)."""
     n_words = noise_dim + (noise_dim % 2)
-    return _to_normal(_bits(kd, step, n_words), dtype)[:noise_dim]
+    hi = _bits(kd, step, n_words)
+    if not _is64(dtype):
+        return _to_normal(hi, dtype)[:noise_dim]
+    half = n_words // 2
+    s = jnp.full((half,), step, dtype=jnp.uint32)
+    j = jnp.arange(half, dtype=jnp.uint32) + jnp.uint32(LOW_WORDS)
+    lo = threefry_2x32(kd, jnp.concatenate([s, j]))
+    return _to_normal64(hi, lo)[:noise_dim]
 
 
 GAUSSIAN_STREAM = 0
@@ -106,8 +163,15 @@ def _pair_words(keys: jax.Array, pidx: jax.Array, counter) -> jax.Array:
 
 
 def normals(keys: jax.Array, pidx: jax.Array, step, noise_dim: int, dtype=jnp.float32) -> jax.Array:
-    """Standard normals ``(noise_dim, m)`` of particles ``pidx (m,)`` at ``step`` (ensemble stream)."""
-    return _to_normal(_pair_words(keys, pidx, step), dtype)[:noise_dim]
+    """Standard normals ``(noise_dim, m)`` of particles ``pidx (m,)`` at ``step < 2^31`` (ensemble stream).
+
+    float64: 52-bit uniforms, the low words from the step counter ``step + 2^31``.
+    """
+    hi = _pair_words(keys, pidx, step)
+    if not _is64(dtype):
+        return _to_normal(hi, dtype)[:noise_dim]
+    lo = _pair_words(keys, pidx, jnp.asarray(step).astype(jnp.uint32) | jnp.uint32(LOW_WORDS))
+    return _to_normal64(hi[:noise_dim], lo[:noise_dim])
 
 
 def rademacher_words(keys: jax.Array, pidx: jax.Array, block) -> jax.Array:

@@ -15,6 +15,8 @@ __all__ = [
     "check_positive_int",
     "check_nonneg_int",
     "check_finite_array",
+    "check_initial_state",
+    "check_divergence_bound",
     "check_square",
     "check_spd",
     "check_stable",
@@ -65,6 +67,34 @@ def check_finite_array(value, name: str, *, ndim=None, shape=None) -> np.ndarray
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains NaN or inf")
     return arr
+
+
+def check_initial_state(value, name: str, n_particles: int, dim: int) -> np.ndarray:
+    """Initial states as ``(n_particles, dim)`` float64 (a read-only broadcast view for a shared state).
+
+    Accepts ``(dim,)`` (every particle), ``(n_particles, dim)``, and for ``dim == 1``
+    a scalar (the same as shape ``(1,)``).
+    """
+    arr = check_finite_array(value, name)
+    if arr.ndim == 0 and dim == 1:
+        arr = arr.reshape(1)
+    if arr.shape == (dim,):
+        return np.broadcast_to(arr, (n_particles, dim))
+    if arr.shape != (n_particles, dim):
+        scalar = "a scalar, " if dim == 1 else ""
+        raise ValueError(f"{name}: expected {scalar}shape ({dim},) or ({n_particles}, {dim}), got {arr.shape}")
+    return arr
+
+
+def check_divergence_bound(value, name: str = "divergence_bound") -> float:
+    """A positive bound on ``|x_i|``; ``inf`` allowed (then only NaN and inf count as diverged)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a positive number or inf, got {value!r}") from None
+    if isinstance(value, bool) or math.isnan(v) or v <= 0:
+        raise ValueError(f"{name}: expected a positive number or inf, got {value!r}")
+    return v
 
 
 def check_square(value, name: str, *, dim=None) -> np.ndarray:

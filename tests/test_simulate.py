@@ -80,6 +80,7 @@ def test_diffrax_path_matches_lyapunov():
     groups = np.array_split(e.x.astype(np.float64), 20, axis=1)
     est, se = group_se([g.reshape(-1, 3) for g in groups], lambda s: np.cov(s, rowvar=False))
     assert np.all(np.abs(est - S_em) < 4.5 * se + 1e-4)
+    assert e.n_diverged == 0 and e.divergence_bound == 2.0**44  # the float32 default reaches this path
 
 
 BOX19 = ((-2.5, 2.5), (-3.0, 3.0))
@@ -257,6 +258,81 @@ def test_diverged_particles_are_counted_and_excluded():
     assert np.all(np.isfinite(e.samples())) and np.all(np.isfinite(e.mean()))
 
 
+@pytest.mark.parametrize("dtype, big", [("float32", 1e30), ("float64", 1e154)])
+def test_particle_beyond_the_divergence_bound_is_diverged_and_excluded(dtype, big):
+    """Finite but huge (float32 1e30, float64 1e154: their squares overflow): beyond the default
+    bound (2^44, 2^492), so diverged at the first snapshot and out of every statistic, in both
+    keep modes; the others' trajectories are those of a run without it (noise by particle index)."""
+    import warnings
+
+    p = sdesim.problems.linear(np.array([[1.0, 0.3], [-0.3, 0.8]]), np.eye(2))
+    x0 = np.random.default_rng(1).normal(size=(6, 2))
+    kw = dict(beta_inv=1.0, n_particles=6, n_steps=20, dt=0.05, seed=3, save_every=5, dtype=dtype)
+    clean = sdesim.simulate(p, x0=np.where(np.arange(6)[:, None] == 2, 0.0, x0), **kw)
+    ok = np.arange(6) != 2
+    ref = clean.x[:, ok].reshape(-1, 2).astype(np.float64)
+    x0[2] = [big, -1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow anywhere
+        e = sdesim.simulate(p, x0=x0, **kw)
+        s = sdesim.simulate(p, x0=x0, keep="stats", **kw)
+        got = [(e.mean(), e.cov()), (s.mean(), s.cov())]
+    for r in (e, s):
+        assert r.n_diverged == 1 and r.divergence_bound == (2.0**44 if dtype == "float32" else 2.0**492)
+        np.testing.assert_array_equal(r.finite, ok)
+        np.testing.assert_array_equal(r.diverged_step, [-1, -1, 5, -1, -1, -1])
+    assert np.all(np.isnan(e.x[:, 2])) and np.all(np.isfinite(e.x[:, ok]))
+    np.testing.assert_array_equal(e.x[:, ok], clean.x[:, ok])
+    np.testing.assert_array_equal(got[0][0], ref.mean(axis=0))
+    np.testing.assert_array_equal(got[0][1], np.cov(ref, rowvar=False))
+    # keep="stats" sums in the run's dtype inside the loop: 20 values, a few roundings
+    assert s.stats["n"] == 20
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got[1][0], ref.mean(axis=0), rtol=tol, atol=tol)
+    np.testing.assert_allclose(got[1][1], np.cov(ref, rowvar=False), rtol=tol, atol=tol)
+    # an infinite bound flags only NaN and inf: the old behaviour
+    assert sdesim.simulate(p, x0=x0, divergence_bound=np.inf, **kw).n_diverged == 0
+
+
+def test_crossing_the_divergence_bound_mid_run_is_absorbing_and_checked_at_snapshots():
+    """Bound 1.5 on a unit-variance OU: a particle is diverged from the first snapshot with
+    |x| > 1.5 on (NaN there and after), exactly as read off an unbounded run with the same noise.
+    keep="stats" pools each snapshot's not-yet-diverged particles (as for NaN). Burn-in is not
+    checked, so cutting the run into pieces (checkpoint_every) changes nothing."""
+    p = sdesim.problems.linear(np.eye(1), np.eye(1))
+    kw = dict(beta_inv=1.0, n_particles=400, n_steps=30, dt=0.05, seed=5, save_every=1, burn_in=10)
+    free = sdesim.simulate(p, divergence_bound=np.inf, **kw).x[..., 0].astype(np.float64)  # (30, 400)
+    e = sdesim.simulate(p, divergence_bound=1.5, **kw)
+    over = np.abs(free) > 1.5
+    crossed = over.any(axis=0)
+    first = np.where(crossed, np.argmax(over, axis=0), free.shape[0])
+    alive = np.arange(free.shape[0])[:, None] < first[None, :]  # (30, 400)
+    assert 50 < crossed.sum() < 350  # both kinds present
+    np.testing.assert_array_equal(e.finite, ~crossed)
+    np.testing.assert_array_equal(e.diverged_step, np.where(crossed, 11 + first, -1))
+    np.testing.assert_array_equal(np.isnan(e.x[..., 0]), ~alive)
+    np.testing.assert_array_equal(e.x[..., 0][alive], free[alive])
+    np.testing.assert_array_equal(e.mean(), [free[:, ~crossed].mean()])
+    s = sdesim.simulate(p, divergence_bound=1.5, keep="stats", **kw)
+    np.testing.assert_array_equal(s.diverged_step, e.diverged_step)
+    assert s.stats["n"] == alive.sum()
+    np.testing.assert_allclose(s.mean(), [free[alive].mean()], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s.cov(), [[free[alive].var(ddof=1)]], rtol=1e-5)
+    c = sdesim.simulate(p, divergence_bound=1.5, checkpoint_every=7, **kw)
+    np.testing.assert_array_equal(c.x, e.x)
+    np.testing.assert_array_equal(c.diverged_step, e.diverged_step)
+
+
+def test_scalar_x0_for_a_one_dimensional_problem():
+    p = sdesim.problems.linear(np.eye(1), np.eye(1))
+    kw = dict(beta_inv=0.5, n_particles=3, n_steps=4, dt=0.1, seed=2)
+    a = sdesim.simulate(p, x0=0.7, **kw)
+    for x0 in ([0.7], np.float32(0.7), np.array(0.7), np.full((3, 1), 0.7)):
+        np.testing.assert_array_equal(sdesim.simulate(p, x0=x0, **kw).x, a.x)
+    with pytest.raises(ValueError, match=r"^x0: expected a scalar, shape \(1,\) or \(3, 1\), got \(2,\)"):
+        sdesim.simulate(p, x0=[0.7, 0.1], **kw)
+
+
 def test_second_call_reuses_compiled_program():
     kw = dict(beta_inv=1.0, n_particles=256, n_steps=40, dt=0.01, seed=0, save_every=20)
     sdesim.simulate(sdesim.problems.rotating_double_well(1.0), **kw)
@@ -296,6 +372,12 @@ def test_x0_and_snapshot_layout():
         (dict(method="rk4"), "method"),
         (dict(x0=[1.0, 2.0, 3.0]), "x0"),
         (dict(x0=[np.inf, 0.0]), "x0"),
+        (dict(x0=0.5), "x0"),  # a scalar only for dim 1
+        (dict(x0=np.zeros((3, 2))), "x0"),
+        (dict(divergence_bound=0.0), "divergence_bound"),
+        (dict(divergence_bound=-1.0), "divergence_bound"),
+        (dict(divergence_bound=float("nan")), "divergence_bound"),
+        (dict(divergence_bound="big"), "divergence_bound"),
         (dict(dtype="int32"), "dtype"),
         (dict(chunk_size=0), "chunk_size"),
     ],

@@ -134,6 +134,7 @@ def test_naive_ito_reading_has_a_different_stationary_density():
         (dict(dt=0.0), "dt"),
         (dict(n_steps=10, save_every=3), "save_every"),
         (dict(x0=np.zeros(3)), "x0"),
+        (dict(x0=0.5), "x0"),  # a scalar only for dim 1
         (dict(v0=np.full(2, np.nan)), "v0"),
     ],
 )
@@ -149,3 +150,20 @@ def test_needs_atype_problem():
     p = sdesim.problems.custom(lambda x: x, 1.0, 2)
     with pytest.raises(ValueError, match=r"^problem:"):
         simulate_zero_mass(p, beta_inv=1.0, mass=0.1, n_particles=4, n_steps=10, dt=0.01)
+
+
+def test_float64_runs_draw_52_bit_normals():
+    """With x64 on the integrator runs in float64 and its noise is the float64 per-particle stream:
+    default velocities ``sqrt(beta^-1 / m) z`` with ``z`` at step index 2^32 - 1."""
+    import jax
+    import jax.numpy as jnp
+
+    from sdesim._noise import particle_keys, step_normals
+
+    prob = sdesim.problems.rotating_double_well(0.5)
+    ens = simulate_zero_mass(prob, beta_inv=0.5, mass=0.1, n_particles=5, n_steps=2, dt=0.01, seed=4)
+    z = np.asarray(jax.vmap(lambda k: step_normals(k, 0xFFFFFFFF, 2, jnp.float64))(particle_keys(4, 0, 5)))
+    assert ens.v.dtype == np.float64
+    np.testing.assert_allclose(ens.v[0], np.sqrt(0.5 / 0.1) * z, rtol=1e-15)
+    z32 = np.asarray(jax.vmap(lambda k: step_normals(k, 0xFFFFFFFF, 2))(particle_keys(4, 0, 5)))
+    assert np.all(z != z32)  # not float32 normals widened
