@@ -29,6 +29,11 @@ from ._problem import Custom as Custom
 from ._problem import OrnsteinUhlenbeck as OrnsteinUhlenbeck
 from ._problem import OrnsteinUhlenbeck as Linear  # 0.1 name (sdesim.nn.Linear is a layer); removed in 0.3
 from ._problem import RotatingDoubleWell as RotatingDoubleWell
+from ._solvers import AbstractSolver as AbstractSolver
+from ._solvers import Diffrax as Diffrax
+from ._solvers import Euler as Euler
+from ._solvers import Heun as Heun
+from ._solvers import WeakEuler as WeakEuler
 from ._temperature import temperature as temperature
 from ._zero_mass import ZeroMassEnsemble as ZeroMassEnsemble
 from ._zero_mass import simulate_zero_mass as simulate_zero_mass

@@ -25,7 +25,7 @@ __all__ = ["simulate_diffrax"]
 
 
 def simulate_diffrax(problem, x_init, *, beta_inv, n_steps, dt, seed, form, save_every, burn_in,
-                     dtype, solver=None, adaptive=False, divergence_bound=None):
+                     dtype, solver=None, adaptive=False, divergence_bound=None, particle_offset=0):
     from ._integrate import Ensemble, _cast_floats, _divergence_report, _mark_diverged, default_divergence_bound
 
     if divergence_bound is None:
@@ -65,7 +65,9 @@ def simulate_diffrax(problem, x_init, *, beta_inv, n_steps, dt, seed, form, save
         return sol.ys
 
     base = jax.random.key(seed)
-    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(x_init.shape[0], dtype=jnp.uint32))
+    # particle p's Brownian tree is keyed by its global index p (a process's slice starts at particle_offset)
+    pidx = jnp.arange(particle_offset, particle_offset + x_init.shape[0], dtype=jnp.uint32)
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(pidx)
     run = jax.jit(jax.vmap(one))
     t0 = time.perf_counter()
     comp = run.lower(x_init, keys).compile()
@@ -80,5 +82,5 @@ def simulate_diffrax(problem, x_init, *, beta_inv, n_steps, dt, seed, form, save
         x=x_out, t=steps * dt, step=steps, finite=finite, diverged_step=div_step, dt=dt,
         beta_inv=beta_inv, form=form, method="diffrax", seed=seed, burn_in=burn_in,
         save_every=save_every, compile_s=compile_s, run_s=run_s, n_steps_total=burn_in + n_steps,
-        divergence_bound=divergence_bound,
+        divergence_bound=divergence_bound, particle_offset=particle_offset,
     )

@@ -70,6 +70,7 @@ import numpy as np
 
 from . import _noise
 from ._problem import FORMS, AbstractProblem
+from ._solvers import SOLVER_NAMES, AbstractSolver, Diffrax, as_solver
 from ._validate import (
     check_divergence_bound,
     check_finite_array,
@@ -82,7 +83,7 @@ from ._validate import (
 
 __all__ = ["Ensemble", "simulate", "METHODS", "default_divergence_bound"]
 
-METHODS = ("euler", "weak_euler", "heun", "diffrax")
+METHODS = tuple(SOLVER_NAMES)  # the config file's method strings
 
 #: State bytes per cache block inside the compiled loop: big enough for XLA to split a block's
 #: vector operations over the CPU's threads, small enough to stay in the last-level cache.
@@ -234,41 +235,18 @@ def _block_run(problem, x, pidx, keys, step0, params, every, *, form, method, n_
         def noise(x, z):
             return apply(x, z).astype(dtype)
 
-    if method == "weak_euler":
-        # signs for 32 steps per Threefry word, refreshed at block boundaries
-        B = _noise.RADEMACHER_BLOCK
+    solver = method  # an AbstractSolver (sdesim._solvers): the scheme and its noise
 
-        def words_of(blk):
-            return _noise.rademacher_words(keys, pidx, blk)
+    def advance(x, i):
+        s0 = (step0 + i * every).astype(jnp.uint32)
 
-        def advance(x, i):
-            s0 = (step0 + i * every).astype(jnp.uint32)
+        def body(k, carry):
+            x, state = carry
+            s = s0 + k.astype(jnp.uint32)
+            return solver.step(x, s, state, drift=drift, noise=noise, dt=dt, scale=scale, keys=keys, pidx=pidx,
+                               noise_dim=nd, dtype=dtype)
 
-            def body(k, carry):
-                x, words = carry
-                s = s0 + k.astype(jnp.uint32)
-                words = jax.lax.cond(s % B == 0, lambda: words_of(s // B), lambda: words)
-                z = _noise.rademacher_signs(words, s, nd, dtype)
-                return x + drift(x) * dt + scale * noise(x, z), words
-
-            return jax.lax.fori_loop(0, every, body, (x, words_of(s0 // B)))[0]
-    else:
-
-        def step(x, s):
-            g = scale * noise(x, _noise.normals(keys, pidx, s, nd, dtype))
-            b = drift(x)
-            if method == "heun":
-                xt = x + b * dt + g
-                return x + 0.5 * (b + drift(xt)) * dt + g
-            return x + b * dt + g
-
-        def advance(x, i):
-            s0 = step0 + i * every
-
-            def body(k, x):
-                return step(x, (s0 + k).astype(jnp.uint32))
-
-            return jax.lax.fori_loop(0, every, body, x)
+        return jax.lax.fori_loop(0, every, body, (x, solver.init(keys, pidx, s0, nd, dtype)))[0]
 
     if reduce is None:
 
@@ -438,17 +416,28 @@ def compiled_cache_size() -> int:
 # ---------------------------------------------------------------------------
 
 
-def _check_problem(problem, form, method):
+def _check_problem(problem, form, method) -> AbstractSolver:
+    """Validate problem, form and method; return the solver object."""
     if not isinstance(problem, AbstractProblem):
         raise ValueError(f"problem: expected an sdesim problem (sdesim.problems.*), got {type(problem).__name__}")
     if form not in FORMS:
         raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
     if form != "ito" and not problem.has_atype:
         raise ValueError(f"form: {form!r} needs a problem that carries Phi and Q; {type(problem).__name__} does not")
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    if method == "heun" and not problem.diffusion.is_constant:
-        raise ValueError("method: 'heun' needs additive (constant) noise; use 'euler' for state-dependent D(x)")
+    solver = as_solver(method)
+    if solver.additive_noise_only and not problem.diffusion.is_constant:
+        raise ValueError(f"method: {solver.name!r} needs additive (constant) noise; use 'euler' for state-dependent D(x)")
+    return solver
+
+
+def _refuse_loop_options(**given) -> None:
+    """The diffrax path runs outside the compiled loop: refuse the loop's options instead of ignoring them."""
+    defaults = dict(keep="trajectory", checkpoint_every=None, resume=None, chunk_size=None, block_size=None,
+                    devices=None, out_array=None, on_piece=None, progress=False)
+    for name, value in given.items():
+        if value is not None and value is not False and value != defaults[name]:
+            raise ValueError(f"{name}: not supported with method='diffrax' (it runs outside sdesim's compiled "
+                             f"loop); use method='euler', 'weak_euler' or 'heun', or drop {name}")
 
 
 def _initial_state(x0, n_particles, dim, dtype):
@@ -516,7 +505,7 @@ def simulate(
     form: str = "ito",
     save_every: Optional[int] = None,
     burn_in: int = 0,
-    method: str = "euler",
+    method="euler",
     dtype="float32",
     chunk_size: Optional[int] = None,
     block_size: Optional[int] = None,
@@ -547,7 +536,9 @@ def simulate(
         x0: initial state ``(dim,)`` or ``(n_particles, dim)`` (a scalar for
             ``dim == 1``); zeros by default.
         form: ``"ito"``, ``"atype"`` or ``"atype_naive"`` (module docstring).
-        method: ``"euler"``, ``"weak_euler"``, ``"heun"`` or ``"diffrax"``.
+        method: a solver object -- :class:`sdesim.Euler` (default), :class:`sdesim.WeakEuler`,
+            :class:`sdesim.Heun`, :class:`sdesim.Diffrax` (any diffrax solver) -- or its
+            name ``"euler"``, ``"weak_euler"``, ``"heun"``, ``"diffrax"`` (as in config files).
         dtype: ``"float32"`` (default) or ``"float64"`` (needs x64 enabled).
         chunk_size: particles per host chunk (bounds device memory); results
             do not depend on it.
@@ -556,7 +547,13 @@ def simulate(
             not depend on it.
         progress: ``True`` for a progress line on stderr, or a callable
             ``(fraction, particle_steps_per_s, eta_s)``.
-        solver, adaptive: for ``method="diffrax"`` only.
+        solver, adaptive: for ``method="diffrax"`` only (the same as
+            ``method=sdesim.Diffrax(solver, adaptive)``). The diffrax path runs
+            outside the compiled loop: ``keep="stats"``, ``checkpoint_every``,
+            ``resume``, ``chunk_size``, ``block_size``, ``devices``,
+            ``out_array``, ``on_piece`` and ``progress`` raise ``ValueError``
+            with it. Its Brownian trees are keyed by the global particle
+            index, so multi-process runs keep the reproducibility contract.
         checkpoint_every: cut the run into compiled pieces of at most this many
             steps (progress and ``on_piece`` happen between pieces).
         out_array: preallocated ``(n_saved, n_particles, dim)`` array (e.g. a
@@ -589,7 +586,7 @@ def simulate(
     Returns:
         :class:`Ensemble` with ``x (n_saved, n_particles, dim)``.
     """
-    _check_problem(problem, form, method)
+    method = _check_problem(problem, form, method)
     beta_inv = check_positive(beta_inv, "beta_inv")
     n_particles = check_positive_int(n_particles, "n_particles")
     n_steps = check_positive_int(n_steps, "n_steps")
@@ -605,6 +602,7 @@ def simulate(
     if burn_in + n_steps >= 2**31:
         raise ValueError(f"n_steps: burn_in + n_steps must be < 2**31, got {burn_in + n_steps}")
     block_size = check_positive_int(block_size, "block_size") if block_size is not None else None
+    block_given = block_size
     if keep not in ("trajectory", "stats"):
         raise ValueError(f"keep: expected 'trajectory' or 'stats', got {keep!r}")
     reduce = None
@@ -650,14 +648,20 @@ def simulate(
         if n_particles == 0:
             raise ValueError(f"n_particles: {n_particles} particles cannot be split over {pc} processes")
 
-    if method == "diffrax":
+    if isinstance(method, Diffrax):
         from ._diffrax_path import simulate_diffrax
 
+        _refuse_loop_options(keep=keep, checkpoint_every=checkpoint_every, resume=resume, chunk_size=chunk_size,
+                             block_size=block_given, devices=devices, out_array=out_array, on_piece=on_piece,
+                             progress=progress)
         return simulate_diffrax(
             problem, x_init, beta_inv=beta_inv, n_steps=n_steps, dt=dt, seed=seed, form=form,
-            save_every=save_every, burn_in=burn_in, dtype=dtype, solver=solver, adaptive=adaptive,
-            divergence_bound=divergence_bound,
+            save_every=save_every, burn_in=burn_in, dtype=dtype, solver=method.solver if solver is None else solver,
+            adaptive=method.adaptive or adaptive, divergence_bound=divergence_bound, particle_offset=offset,
         )
+    if solver is not None or adaptive:
+        raise ValueError("solver: only for method='diffrax' (or sdesim.Diffrax(solver, adaptive)); "
+                         f"got a solver with method={method.name!r}")
 
     every = save_every if save_every is not None else n_steps
     n_saves = n_steps // every
@@ -687,7 +691,7 @@ def simulate(
         keep_: jnp.asarray(np.array([beta_inv, dt, np.sqrt(2.0 * beta_inv * dt), b_], np.float64).astype(dtype))
         for keep_, b_ in ((True, bound), (False, np.inf))
     }
-    stream = _noise.RADEMACHER_STREAM if method == "weak_euler" else _noise.GAUSSIAN_STREAM
+    stream = _noise.RADEMACHER_STREAM if method.stream == "two_point" else _noise.GAUSSIAN_STREAM
     keys = _noise.stream_keys(seed, problem.diffusion.noise_dim, stream)
     compile_s = 0.0
     run_s = 0.0
@@ -756,7 +760,7 @@ def simulate(
         finite, div_step = _divergence_report(np.asarray(x_out), steps)
     return Ensemble(
         x=x_out, t=steps * dt, step=steps, finite=finite, diverged_step=div_step, dt=dt,
-        beta_inv=beta_inv, form=form, method=method, seed=seed, burn_in=burn_in,
+        beta_inv=beta_inv, form=form, method=method.name, seed=seed, burn_in=burn_in,
         save_every=save_every, compile_s=compile_s, run_s=run_s, n_steps_total=total_steps,
         stats=stats, particle_offset=offset, divergence_bound=divergence_bound,
     )

@@ -310,6 +310,11 @@ def _validate_simulation(sim: dict) -> None:
     sim["form"] = forms
     if sim["method"] not in METHODS:
         raise ConfigError(f"simulation.method: expected one of {METHODS}, got {sim['method']!r}")
+    if sim["method"] == "diffrax":
+        for k in ("chunk_size", "checkpoint_every"):
+            if sim[k] is not None:
+                raise ConfigError(f"simulation.{k}: not supported with method = 'diffrax' (it runs outside the "
+                                  "compiled loop, in one call)")
     if sim["dtype"] not in ("float32", "float64"):
         raise ConfigError(f"simulation.dtype: expected 'float32' or 'float64', got {sim['dtype']!r}")
 
