@@ -40,9 +40,11 @@ snapshot (the NaN check and the bound are one comparison, ``|x| <= B`` being
 false for NaN); a particle that fails it is set to NaN there, so it stays
 diverged exactly like a particle that overflowed: counted in ``n_diverged``,
 its first diverged snapshot step in ``diverged_step``, left out of
-``samples()``, ``mean()``, ``cov()`` and of the in-loop statistics of
-``keep="stats"``. Burn-in is not checked (only snapshots are), so the result
-does not depend on how the run is cut into pieces; NaN is absorbing anyway.
+``samples()``, ``mean()`` and ``cov()`` (all its snapshots), and of the in-loop
+statistics of ``keep="stats"`` from that snapshot on (those reducers cannot
+see the future; its earlier snapshots stay pooled, as for NaN). Burn-in is
+not checked (only snapshots are), so the result does not depend on how the run
+is cut into pieces; NaN is absorbing anyway.
 
 The default ``B`` (:func:`default_divergence_bound`) keeps pooled second
 moments finite: with ``finfo(dtype).max < 2^e`` (``e = 128`` float32, ``1024``
