@@ -20,6 +20,10 @@ from ._chains import sgd as sgd
 from ._chains import sgld as sgld
 from ._chains import stream_chains as stream_chains
 from ._chains import subset_factor as subset_factor
+from ._diagnostics import STATIONARITY_CHECKS as STATIONARITY_CHECKS
+from ._diagnostics import Stationarity as Stationarity
+from ._diagnostics import stationarity as stationarity
+from ._diagnostics import stationary_start as stationary_start
 from ._minimum import MINIMUM_STATUSES as MINIMUM_STATUSES
 from ._minimum import Minimum as Minimum
 from ._minimum import find_minimum as find_minimum
