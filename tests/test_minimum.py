@@ -74,6 +74,11 @@ def test_saddle_on_its_stable_manifold_is_reported_as_saddle(method):
     assert again.status == "minimum", again.message
     np.testing.assert_allclose(np.abs(again.x), [0.0, 1.0], atol=1e-6)
     assert again.hess_min_eig == pytest.approx(1.0, abs=1e-6)
+    # the same done by find_minimum: f(h v) = -h^2/2 + h^4/4 <= -h^2/4 holds at h = 1
+    esc = chains.find_minimum(_saddle, np.array([1.0, 0.0]), method=method, escape_saddles=1)
+    assert esc.status == "minimum" and esc.n_escaped == 1, esc.message
+    assert esc.message.endswith("(after leaving 1 saddle(s))")
+    np.testing.assert_allclose(np.abs(esc.x), [0.0, 1.0], atol=1e-6)
 
 
 def test_lanczos_eigenvalues_and_saddle_in_higher_dimension():

@@ -49,6 +49,16 @@ the Hessian at the returned ``x``:
 * ``status``: ``"minimum"`` (``is_minimum``), ``"saddle"`` (converged with
   ``lambda_min <= -eig_tol``), ``"not_converged"`` (otherwise).
 
+Saddles. Quasi-Newton and Newton iterations converge to saddles as well as
+minima (the Newton step is attracted to any nondegenerate critical point),
+and networks have many, e.g. at ``w = 0`` or where hidden units coincide.
+With ``escape_saddles=k`` a point classified as a saddle is left along the
+unit eigenvector ``v`` of ``lambda_min < 0`` by the largest step
+``h = max(1, |x| / 10) 2^-j`` with ``f(x + h v) <= f(x) + lambda_min h^2 / 4``
+(half the decrease of the quadratic model, which holds for small ``h``
+since ``grad f = 0``), and the minimisation restarts there, up to ``k``
+times; ``n_escaped`` counts them.
+
 ``eig_tol`` defaults to ``sqrt(eps) * max(|lambda_min|, |lambda_max|)``
 (``1.5e-8`` times the largest curvature in float64, ``3.5e-4`` in float32):
 the rounding error of a Hessian computed by automatic differentiation is
@@ -82,7 +92,7 @@ import numpy as np
 import optax
 import scipy.sparse.linalg
 
-from .._validate import check_positive, check_positive_int
+from .._validate import check_nonneg_int, check_positive, check_positive_int
 
 __all__ = ["Minimum", "find_minimum", "MINIMUM_STATUSES", "METHODS"]
 
@@ -106,13 +116,14 @@ class Minimum:
         hess_min_eig, hess_max_eig: extreme eigenvalues of ``hess f(x)``.
         min_eigvec: ``(dim,)`` unit eigenvector of ``hess_min_eig``: the
             direction to leave a saddle along.
-        n_steps: optimiser iterations (L-BFGS plus Newton--CG); n_hvp:
+        n_steps: optimiser iterations (L-BFGS plus Newton--CG, over all starts); n_hvp:
             Hessian-vector products spent in CG (the eigenvalues' cost excluded).
         converged: ``grad_norm <= gtol``; is_minimum: ``converged and
             hess_min_eig >= -eig_tol``; status: ``"minimum"``, ``"saddle"`` or
             ``"not_converged"``; message: one line saying which and why.
         gtol, eig_tol: the tolerances used; method: the method;
-        hess_method: ``"dense"`` or ``"lanczos"``; dtype: the working dtype.
+        hess_method: ``"dense"`` or ``"lanczos"``; dtype: the working dtype;
+        n_escaped: saddles left on the way (``escape_saddles``).
     """
 
     x: np.ndarray
@@ -132,6 +143,7 @@ class Minimum:
     method: str
     hess_method: str
     dtype: str
+    n_escaped: int = 0
 
 
 def _objective(fs) -> tuple[Callable, int]:
@@ -315,16 +327,33 @@ def _hessian_extremes(f, x, dense_max, chunk=64):
 # ---------------------------------------------------------------------------
 
 
+def _escape_step(f, x, v, lam):
+    """Largest ``h = h0 2^-j`` (``j = 0..40``, ``h0 = max(1, |x| / 10)``) with
+    ``f(x + h v) <= f(x) + lam h^2 / 4`` (``lam < 0``): half the decrease the
+    quadratic model ``f(x) + lam h^2 / 2`` predicts. ``None`` if there is none."""
+    fj = jax.jit(f)
+    f0 = float(fj(x))
+    vj = jnp.asarray(v, x.dtype)
+    h0 = max(1.0, float(jnp.linalg.norm(x)) / 10.0)
+    for j in range(_MAX_HALVINGS + 1):
+        h = h0 * 2.0**-j
+        ft = float(fj(x + h * vj))
+        if math.isfinite(ft) and ft <= f0 + 0.25 * lam * h * h:
+            return h
+    return None
+
+
 def find_minimum(fs, x0, *, gtol: float = 1e-6, max_steps: int = 1000, method: str = "lbfgs",
                  polish: bool = True, polish_steps: int = 100, cg_maxiter: Optional[int] = None,
-                 eig_tol: Optional[float] = None, dense_max: int = DENSE_MAX, dtype=None) -> Minimum:
+                 eig_tol: Optional[float] = None, dense_max: int = DENSE_MAX, escape_saddles: int = 0,
+                 dtype=None) -> Minimum:
     """Minimise the full-batch loss from ``x0`` and classify the point found (module docstring).
 
     Args:
         fs: a :class:`FiniteSum` (its ``value``), or any callable ``f(x) -> scalar``.
         x0: ``(dim,)`` starting point.
         gtol: target ``|grad f|`` (Euclidean norm).
-        max_steps: iterations of the main method (L-BFGS or Newton--CG).
+        max_steps: iterations of the main method (L-BFGS or Newton--CG), per start.
         method: ``"lbfgs"`` (optax L-BFGS, then a Newton--CG polish if
             ``polish``) or ``"newton-cg"`` (line-search Newton--CG throughout).
         polish_steps: Newton--CG iterations allowed for the polish.
@@ -334,6 +363,11 @@ def find_minimum(fs, x0, *, gtol: float = 1e-6, max_steps: int = 1000, method: s
             ``sqrt(eps) * max(|lambda_min|, |lambda_max|)``.
         dense_max: up to this ``dim`` the Hessian's eigenvalues come from the
             dense matrix, above it from Lanczos on Hessian-vector products.
+        escape_saddles: how many times to leave a saddle and minimise again:
+            step ``x <- x + h v`` along the unit eigenvector ``v`` of the
+            negative eigenvalue ``lambda_min``, ``h`` the largest of
+            ``max(1, |x| / 10) 2^-j`` with ``f(x + h v) <= f(x) + lambda_min h^2 / 4``
+            (half the second-order decrease). Default 0: report the saddle.
         dtype: working dtype, default float64 when JAX's x64 mode is on, else float32.
 
     Returns a :class:`Minimum`; a saddle is reported as ``status="saddle"``
@@ -345,6 +379,7 @@ def find_minimum(fs, x0, *, gtol: float = 1e-6, max_steps: int = 1000, method: s
     max_steps = check_positive_int(max_steps, "max_steps")
     polish_steps = check_positive_int(polish_steps, "polish_steps")
     dense_max = check_positive_int(dense_max, "dense_max")
+    escape_saddles = check_nonneg_int(escape_saddles, "escape_saddles")
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     dt = _working_dtype(dtype)
@@ -365,16 +400,36 @@ def find_minimum(fs, x0, *, gtol: float = 1e-6, max_steps: int = 1000, method: s
         return jnp.asarray(f(x), dt)
 
     x = jnp.asarray(x0, dt)
-    n_steps = n_hvp = 0
-    stalled = False
+    n_steps = n_hvp = n_escaped = 0
+    while True:
+        x, k, h, stalled = _optimise(fw, x, method, gtol, max_steps, polish, polish_steps, cg_maxiter)
+        n_steps += k
+        n_hvp += h
+        res = _classify(fw, x, gtol, eig_tol, dense_max, dt, stalled, n_steps, n_hvp, method)
+        if res.status != "saddle" or n_escaped >= escape_saddles:
+            break
+        hstep = _escape_step(fw, x, res.min_eigvec, res.hess_min_eig)
+        if hstep is None:
+            break
+        x = x + hstep * jnp.asarray(res.min_eigvec, dt)
+        n_escaped += 1
+    if n_escaped:
+        res = dataclasses.replace(res, message=res.message + f" (after leaving {n_escaped} saddle(s))")
+    return dataclasses.replace(res, n_escaped=n_escaped)
+
+
+def _optimise(fw, x, method, gtol, max_steps, polish, polish_steps, cg_maxiter):
+    """One start: ``(x, n_steps, n_hvp, stalled)``."""
     if method == "lbfgs":
         x, n_steps = _lbfgs(fw, x, gtol, max_steps)
-        if polish:
-            x, k, n_hvp, stalled = _newton_cg(fw, x, gtol, polish_steps, cg_maxiter)
-            n_steps += k
-    else:
-        x, n_steps, n_hvp, stalled = _newton_cg(fw, x, gtol, max_steps, cg_maxiter)
+        if not polish:
+            return x, n_steps, 0, False
+        x, k, n_hvp, stalled = _newton_cg(fw, x, gtol, polish_steps, cg_maxiter)
+        return x, n_steps + k, n_hvp, stalled
+    return _newton_cg(fw, x, gtol, max_steps, cg_maxiter)
 
+
+def _classify(fw, x, gtol, eig_tol, dense_max, dt, stalled, n_steps, n_hvp, method) -> Minimum:
     value, g = jax.jit(jax.value_and_grad(fw))(x)
     value = float(value)
     gn = float(jnp.linalg.norm(g))
@@ -401,7 +456,7 @@ def find_minimum(fs, x0, *, gtol: float = 1e-6, max_steps: int = 1000, method: s
     elif lam_min < -tol:
         status = "saddle"
         message = (f"saddle, not a minimum: {where}; the Hessian has a negative eigenvalue "
-                   f"{lam_min:.3g} < -eig_tol = {-tol:.3g}; restart from x + h * min_eigvec (h > 0 small)")
+                   f"{lam_min:.3g} < -eig_tol = {-tol:.3g}; leave along min_eigvec (escape_saddles=1 does it)")
     else:
         status = "minimum"
         message = f"minimum: {where}"
@@ -412,5 +467,5 @@ def find_minimum(fs, x0, *, gtol: float = 1e-6, max_steps: int = 1000, method: s
         x=np.asarray(x, dtype=np.float64), value=value, grad_norm=gn, hess_min_eig=lam_min, hess_max_eig=lam_max,
         min_eigvec=np.asarray(v_min, dtype=np.float64), n_steps=int(n_steps), n_hvp=int(n_hvp),
         converged=bool(converged), is_minimum=is_minimum, status=status, message=message, gtol=gtol,
-        eig_tol=float(tol), method=method, hess_method=how, dtype=jnp.dtype(dt).name,
+        eig_tol=float(tol), method=method, hess_method=how, dtype=jnp.dtype(dt).name, n_escaped=0,
     )
