@@ -125,6 +125,41 @@ def test_stationary_start_law_and_options():
     np.testing.assert_allclose(dx - dx @ sub.basis @ sub.basis.T, 0.0, atol=1e-12)
 
 
+def test_stationary_mean_is_the_leading_order_shift():
+    """1D: f = x^2/2 + x^3/3 + x^4/4 at temperature T has the Gibbs law exp(-f/T) (the SDE with D = 1),
+    Sigma = T: the predicted mean -f3 Sigma / (2 f2) = -T (f2 = 1, f3 = 2 the derivatives at 0) misses the
+    exact (quadrature) mean by O(T^2)."""
+    fs = chains.FiniteSum(lambda x, a: jnp.sum(x**2 / 2 + x**3 / 3 + x**4 / 4) + 0.0 * a, (jnp.zeros(1),), 1)
+    lin = linearise(fs, np.zeros(1), LR, 1)
+    grid = np.linspace(-3.0, 3.0, 600001)
+    f = grid**2 / 2 + grid**3 / 3 + grid**4 / 4
+    err = []
+    for T in (0.01, 0.005):
+        w = np.exp(-(f - f.min()) / T)
+        exact = float((grid * w).sum() / w.sum())
+        pred = chains.stationary_mean(lin, fs, sigma=[[T]])
+        assert pred.shape == (1,) and pred[0] == pytest.approx(-T, rel=1e-10)
+        err.append(abs(pred[0] - exact))
+        assert err[-1] < 4 * T**2 and err[-1] < 0.05 * T
+    assert 3.0 < err[0] / err[1] < 5.0  # O(T^2)
+    # d = 3, rotated: f = x^T H x / 2 + (a . x)^3 / 3, third derivative 2 a a a, so delta = -H^-1 a (a^T S a)
+    _, H, _ = _quadratic_fs((1.0, 2.0, 4.0), rotate=True)
+    a = np.array([0.3, -0.5, 0.8])
+    Hj, aj = jnp.asarray(H), jnp.asarray(a)
+    fs3 = chains.FiniteSum(lambda x, m: 0.5 * x @ Hj @ x + (aj @ x) ** 3 / 3 + 0.0 * jnp.sum(m), (jnp.zeros(1),), 3)
+    lin3 = linearise(fs3, np.zeros(3), LR, 1)
+    S = 0.01 * np.linalg.inv(H) + 0.002 * np.outer(a, a)
+    want = -np.linalg.solve(H, a) * (a @ S @ a)
+    np.testing.assert_allclose(chains.stationary_mean(lin3, fs3, sigma=S), want, rtol=1e-10)
+    # through a subspace model spanning everything: the same
+    sub = linearise(fs3, np.zeros(3), LR, 1, n_modes=3)
+    Sk = sub.basis.T @ S @ sub.basis
+    np.testing.assert_allclose(chains.stationary_mean(sub, fs3, sigma=Sk), want, rtol=1e-8, atol=1e-14)
+    # stationary_start with fs centres the draws there
+    x = chains.stationary_start(lin3, 10, seed=0, sigma=S, fs=fs3)
+    np.testing.assert_allclose(x - want, chains.stationary_start(lin3, 10, seed=0, sigma=S), atol=1e-14)
+
+
 # ---------------------------------------------------------------------------
 # stationarity: calibration under stationarity
 # ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from ._chains import subset_factor as subset_factor
 from ._diagnostics import STATIONARITY_CHECKS as STATIONARITY_CHECKS
 from ._diagnostics import Stationarity as Stationarity
 from ._diagnostics import stationarity as stationarity
+from ._diagnostics import stationary_mean as stationary_mean
 from ._diagnostics import stationary_start as stationary_start
 from ._minimum import MINIMUM_STATUSES as MINIMUM_STATUSES
 from ._minimum import Minimum as Minimum

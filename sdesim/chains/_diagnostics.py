@@ -19,6 +19,14 @@ for SGD on least squares when ``Sigma`` is the exact covariance
 closed linear recursion ``S <- E[M_B S M_B^T]`` whose fixed point that is.
 Only the higher moments (the chain's law is not Gaussian) still relax.
 
+For a non-quadratic loss the stationary mean is not ``w*``: the noise,
+averaged over the cubic part of ``f``, displaces it by ``O(lr)``
+(:func:`stationary_mean`, ``stationary_start(..., fs=fs)``), comparable to
+the spread ``O(sqrt(lr))`` once ``lr / b`` is not small. A start at ``w*``
+relaxes this shift on the slow time scale too. The leading-order shift
+leaves ``O(lr^2)`` in the mean, and ``Sigma`` is itself only the leading
+order, so with enough chains :func:`stationarity` still resolves a drift.
+
 Diagnostics. :func:`stationarity` takes snapshots ``x (n, C, d)`` of ``C``
 independent chains (an :class:`sdesim.Ensemble` from ``run_chains`` or an
 array, e.g. from ``load_stream``), optionally projected on ``basis``
@@ -93,7 +101,7 @@ import scipy.stats
 
 from .._validate import check_nonneg_int, check_positive, check_positive_int
 
-__all__ = ["Stationarity", "stationarity", "stationary_start", "STATIONARITY_CHECKS"]
+__all__ = ["Stationarity", "stationarity", "stationary_mean", "stationary_start", "STATIONARITY_CHECKS"]
 
 #: Names of the checks, in the order the message reports failures.
 STATIONARITY_CHECKS = ("diverged", "mean_drift", "spread_drift", "loss_trend", "rhat")
@@ -124,8 +132,88 @@ def _cholesky_jitter(S):
     raise ValueError("sigma: Cholesky failed even with a jitter of 1e-6 times its largest variance")
 
 
-def stationary_start(lin, n_chains: int, *, seed: int, discrete: bool = True, sigma=None) -> np.ndarray:
-    """Draw ``n_chains`` starting points from the linearised stationary law ``N(w*, Sigma)``.
+def _check_lin(lin):
+    from ..analysis import LinearisedStationary
+
+    if not isinstance(lin, LinearisedStationary):
+        raise ValueError(f"lin: expected a LinearisedStationary (sdesim.analysis.linearise), got "
+                         f"{type(lin).__name__}")
+    return lin
+
+
+def _model_sigma(lin, discrete, sigma):
+    """The covariance ``(k, k)`` in the model's coordinates: ``sigma`` or the linearisation's."""
+    k = lin.H.shape[0]
+    if sigma is None:
+        S = lin.sigma_discrete if discrete else lin.sigma_ou
+    else:
+        S = np.asarray(sigma, dtype=np.float64)
+        if S.shape != (k, k) or not np.all(np.isfinite(S)):
+            raise ValueError(f"sigma: expected a finite ({k}, {k}) covariance, got shape {S.shape}")
+        if not np.allclose(S, S.T, rtol=1e-8, atol=1e-12 * max(float(np.max(np.abs(S))), 1e-300)):
+            raise ValueError("sigma: not symmetric")
+    S = np.asarray(S, dtype=np.float64)
+    return 0.5 * (S + S.T)
+
+
+def stationary_mean(lin, fs, *, discrete: bool = True, sigma=None) -> np.ndarray:
+    r"""The stationary mean to leading order: ``w* + delta``, ``delta = -H^-1 grad tr(H(w) Sigma) / 2`` at ``w*``.
+
+    SGD, SGLD and the SDE all leave the mean unchanged only if
+    ``E[grad f(x)] = 0`` under the stationary law (``E[grad f_B(x) | x] = grad f(x)``).
+    Expanding ``grad f(w* + u) = H u + (1/2) T[u, u] + O(u^3)`` with the
+    third-derivative tensor ``T`` and taking the mean over ``u`` with
+    covariance ``Sigma = O(lr)``:
+
+        H delta + (1/2) sum_jk T_ijk Sigma_jk = 0,   sum_jk T_ijk Sigma_jk = d/dw_i tr(H(w) Sigma),
+
+    so ``delta = O(lr)`` with an error ``O(lr^2)`` (the third moments and
+    ``delta delta^T``). A non-quadratic loss therefore displaces the
+    stationary mean from the minimum: the noise, averaged over the cubic part
+    of ``f``, pushes it towards flatter directions. ``grad tr(H(w) Sigma)`` is
+    the gradient of ``sum_j l_j^T H(w) l_j`` (``Sigma = sum_j l_j l_j^T``, one
+    Hessian-vector product per column) by automatic differentiation (third
+    derivatives of ``f``). In a subspace model (``lin.basis`` = ``B``) the
+    correction is the Galerkin one, ``delta = -B H_k^-1 B^T grad tr(H(w) B Sigma B^T) / 2``.
+
+    Args:
+        lin: a :class:`sdesim.analysis.LinearisedStationary` at ``w*``.
+        fs: the :class:`FiniteSum` it was linearised on (or a callable ``f(x)``).
+        discrete, sigma: the covariance, as in :func:`stationary_start`.
+
+    Returns ``(dim,)`` float64.
+    """
+    import jax.numpy as jnp
+
+    from ._minimum import _objective
+
+    lin = _check_lin(lin)
+    f, dim = _objective(fs)
+    w = np.asarray(lin.w_star, dtype=np.float64)
+    if dim is not None and dim != w.shape[0]:
+        raise ValueError(f"fs: dim={dim} does not match lin's dim={w.shape[0]}")
+    S = _model_sigma(lin, discrete, sigma)
+    lam, V = np.linalg.eigh(S)
+    Lm = V * np.sqrt(np.clip(lam, 0.0, None))  # Sigma = Lm Lm^T
+    if lin.basis is not None:
+        Lm = np.asarray(lin.basis, dtype=np.float64) @ Lm
+    dt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    grad = jax.grad(lambda x: jnp.asarray(f(x), dt))
+    Lj = jnp.asarray(Lm.T, dt)
+
+    def tr_hs(x):
+        return jnp.sum(jax.vmap(lambda l: l @ jax.jvp(grad, (x,), (l,))[1])(Lj))
+
+    gt = np.asarray(jax.jit(jax.grad(tr_hs))(jnp.asarray(w, dt)), dtype=np.float64)
+    if lin.basis is None:
+        return w - 0.5 * np.linalg.solve(lin.H, gt)
+    B = np.asarray(lin.basis, dtype=np.float64)
+    return w - 0.5 * B @ np.linalg.solve(lin.H, B.T @ gt)
+
+
+def stationary_start(lin, n_chains: int, *, seed: int, discrete: bool = True, sigma=None,
+                     fs=None) -> np.ndarray:
+    """Draw ``n_chains`` starting points from the linearised stationary law ``N(mean, Sigma)``.
 
     Args:
         lin: a :class:`sdesim.analysis.LinearisedStationary` (``linearise(...)``).
@@ -136,37 +224,29 @@ def stationary_start(lin, n_chains: int, *, seed: int, discrete: bool = True, si
         sigma: a covariance ``(k, k)`` in the model's coordinates to use instead,
             e.g. the exact least-squares one ``chains.linreg_stationary(...)[1]``,
             or that of another kernel at the same minimum (SGLD).
+        fs: the loss (a :class:`FiniteSum`). Given, the mean is
+            :func:`stationary_mean` (``w*`` plus the leading-order shift of a
+            non-quadratic loss); otherwise ``w*``.
 
     Returns ``(n_chains, dim)`` float64, for ``run_chains(kernel, x0, ...)``.
     ``Sigma`` is factored by Cholesky; if that fails for a positive
     semi-definite ``Sigma`` (a flat direction), a jitter ``j I`` with ``j`` at
     most ``|lambda_min| + 1e-6 max_i Sigma_ii`` is added (the smallest power
     of ten that works). When ``lin`` lives in a subspace (``lin.basis``), the
-    draw is ``w* + basis L z`` and the orthogonal complement stays at ``w*``.
+    draw is ``mean + basis L z`` and the orthogonal complement stays at the mean.
     """
-    from ..analysis import LinearisedStationary
-
-    if not isinstance(lin, LinearisedStationary):
-        raise ValueError(f"lin: expected a LinearisedStationary (sdesim.analysis.linearise), got "
-                         f"{type(lin).__name__}")
+    lin = _check_lin(lin)
     n_chains = check_positive_int(n_chains, "n_chains")
     seed = check_nonneg_int(seed, "seed")
-    k = lin.H.shape[0]
-    if sigma is None:
-        S = lin.sigma_discrete if discrete else lin.sigma_ou
-    else:
-        S = np.asarray(sigma, dtype=np.float64)
-        if S.shape != (k, k) or not np.all(np.isfinite(S)):
-            raise ValueError(f"sigma: expected a finite ({k}, {k}) covariance, got shape {S.shape}")
-        if not np.allclose(S, S.T, rtol=1e-8, atol=1e-12 * max(float(np.max(np.abs(S))), 1e-300)):
-            raise ValueError("sigma: not symmetric")
-    S = 0.5 * (np.asarray(S, dtype=np.float64) + np.asarray(S, dtype=np.float64).T)
+    S = _model_sigma(lin, discrete, sigma)
     L = _cholesky_jitter(S)
-    z = np.random.default_rng(seed).standard_normal((n_chains, k))
+    mean = (np.asarray(lin.w_star, dtype=np.float64) if fs is None
+            else stationary_mean(lin, fs, discrete=discrete, sigma=sigma))
+    z = np.random.default_rng(seed).standard_normal((n_chains, S.shape[0]))
     dx = z @ L.T
     if lin.basis is not None:
         dx = dx @ np.asarray(lin.basis, dtype=np.float64).T
-    return np.asarray(lin.w_star, dtype=np.float64)[None, :] + dx
+    return mean[None, :] + dx
 
 
 # ---------------------------------------------------------------------------
