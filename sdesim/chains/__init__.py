@@ -22,6 +22,14 @@ from ._chains import sgd as sgd
 from ._chains import sgld as sgld
 from ._chains import stream_chains as stream_chains
 from ._chains import subset_factor as subset_factor
+from ._diagnostics import STATIONARITY_CHECKS as STATIONARITY_CHECKS
+from ._diagnostics import Stationarity as Stationarity
+from ._diagnostics import stationarity as stationarity
+from ._diagnostics import stationary_mean as stationary_mean
+from ._diagnostics import stationary_start as stationary_start
+from ._minimum import MINIMUM_STATUSES as MINIMUM_STATUSES
+from ._minimum import Minimum as Minimum
+from ._minimum import find_minimum as find_minimum
 from ._theory import linreg_diffusion as linreg_diffusion
 from ._theory import linreg_discrete_lyapunov as linreg_discrete_lyapunov
 from ._theory import linreg_ou_covariance as linreg_ou_covariance
