@@ -76,7 +76,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import threefry_2x32
 
-__all__ = ["particle_keys", "step_normals", "stream_keys", "normals", "rademacher_words", "rademacher_signs"]
+__all__ = ["particle_keys", "step_normals", "stream_keys", "normals", "rademacher_words", "rademacher_signs",
+           "pair_words", "words_to_normal", "words_to_normal64"]
 
 
 def particle_keys(seed: int, start: int, count: int) -> jax.Array:
@@ -98,7 +99,7 @@ def _bits(kd: jax.Array, step, n_words: int) -> jax.Array:
 LOW_WORDS = 2**31  #: counter offset of the float64 low words (top bit of a 32-bit counter word)
 
 
-def _to_normal(bits: jax.Array, dtype) -> jax.Array:
+def words_to_normal(bits: jax.Array, dtype) -> jax.Array:
     """float32 normals from words (top 23 bits); the float32 stream, pinned bit for bit."""
     # 23 random mantissa bits -> uniform in [1, 2) -> open interval (-1, 1)
     f = jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
@@ -106,7 +107,7 @@ def _to_normal(bits: jax.Array, dtype) -> jax.Array:
     return (jnp.sqrt(2.0) * jax.lax.erf_inv(u)).astype(dtype)
 
 
-def _to_normal64(hi: jax.Array, lo: jax.Array) -> jax.Array:
+def words_to_normal64(hi: jax.Array, lo: jax.Array) -> jax.Array:
     """float64 normals from word pairs: 52 bits ``k = hi 2^20 + (lo >> 12)``, ``u = (2k + 1) 2^-52 - 1``.
 
     Both summands are exact in float64 (``hi 2^-31 - 1`` is a multiple of
@@ -127,12 +128,12 @@ def step_normals(kd: jax.Array, step, noise_dim: int, dtype=jnp.float32) -> jax.
     n_words = noise_dim + (noise_dim % 2)
     hi = _bits(kd, step, n_words)
     if not _is64(dtype):
-        return _to_normal(hi, dtype)[:noise_dim]
+        return words_to_normal(hi, dtype)[:noise_dim]
     half = n_words // 2
     s = jnp.full((half,), step, dtype=jnp.uint32)
     j = jnp.arange(half, dtype=jnp.uint32) + jnp.uint32(LOW_WORDS)
     lo = threefry_2x32(kd, jnp.concatenate([s, j]))
-    return _to_normal64(hi, lo)[:noise_dim]
+    return words_to_normal64(hi, lo)[:noise_dim]
 
 
 GAUSSIAN_STREAM = 0
@@ -154,7 +155,7 @@ def stream_keys(seed: int, noise_dim: int, stream: int) -> np.ndarray:
     return k
 
 
-def _pair_words(keys: jax.Array, pidx: jax.Array, counter) -> jax.Array:
+def pair_words(keys: jax.Array, pidx: jax.Array, counter) -> jax.Array:
     """Words ``(2 * n_pairs, m) uint32``: row ``2j`` / ``2j+1`` = ``y0`` / ``y1`` of key ``k_j``."""
     m = pidx.shape[0]
     cnt = jnp.concatenate([pidx, jnp.full((m,), counter, dtype=jnp.uint32)])
@@ -167,16 +168,16 @@ def normals(keys: jax.Array, pidx: jax.Array, step, noise_dim: int, dtype=jnp.fl
 
     float64: 52-bit uniforms, the low words from the step counter ``step + 2^31``.
     """
-    hi = _pair_words(keys, pidx, step)
+    hi = pair_words(keys, pidx, step)
     if not _is64(dtype):
-        return _to_normal(hi, dtype)[:noise_dim]
-    lo = _pair_words(keys, pidx, jnp.asarray(step).astype(jnp.uint32) | jnp.uint32(LOW_WORDS))
-    return _to_normal64(hi[:noise_dim], lo[:noise_dim])
+        return words_to_normal(hi, dtype)[:noise_dim]
+    lo = pair_words(keys, pidx, jnp.asarray(step).astype(jnp.uint32) | jnp.uint32(LOW_WORDS))
+    return words_to_normal64(hi[:noise_dim], lo[:noise_dim])
 
 
 def rademacher_words(keys: jax.Array, pidx: jax.Array, block) -> jax.Array:
     """Sign words ``(2 * n_pairs, m) uint32`` of the 32-step block ``block`` (two-point stream)."""
-    return _pair_words(keys, pidx, block)
+    return pair_words(keys, pidx, block)
 
 
 def rademacher_signs(words: jax.Array, step, noise_dim: int, dtype=jnp.float32) -> jax.Array:

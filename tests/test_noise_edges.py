@@ -1,6 +1,6 @@
 """float64 normals: 52-bit uniforms, tails to 8.2 sigma; the float32 stream unchanged.
 
-Words -> normals (``sdesim._noise``): ``b`` bits ``k``, ``u = (2k + 1) 2^-b - 1``,
+Words -> normals (``sdesim.noise``): ``b`` bits ``k``, ``u = (2k + 1) 2^-b - 1``,
 ``z = sqrt(2) erfinv(u) = Phi^-1((2k + 1) / 2^(b+1))``; ``b = 23`` float32,
 ``b = 52`` float64 (``k = hi 2^20 + (lo >> 12)``). The map is checked
 deterministically against ``scipy.special.ndtri``; the words' uniformity is
@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special, stats
 
-from sdesim._noise import (
-    _pair_words,
-    _to_normal,
-    _to_normal64,
+from sdesim.noise import (
+    pair_words,
+    words_to_normal,
+    words_to_normal64,
     normals,
     particle_keys,
     step_normals,
@@ -34,7 +34,7 @@ def test_float64_word_map_is_the_52_bit_cell_quantile_and_reaches_8_sigma():
     rng = np.random.default_rng(0)
     hi = np.concatenate([[0, 0, U32, U32, 2**31, 2**31 - 1], rng.integers(0, 2**32, 4000)]).astype(np.uint32)
     lo = np.concatenate([[0, 4095, U32, U32 - 4095, 0, U32], rng.integers(0, 2**32, 4000)]).astype(np.uint32)
-    z = np.asarray(_to_normal64(jnp.asarray(hi), jnp.asarray(lo)))
+    z = np.asarray(words_to_normal64(jnp.asarray(hi), jnp.asarray(lo)))
     assert z.dtype == np.float64
     k = hi.astype(np.float64) * 2.0**20 + (lo >> 12).astype(np.float64)  # < 2^52: exact
     # erfinv in float64 is accurate to ~1e-12 relative in the far tail (measured 1.2e-12)
@@ -43,10 +43,10 @@ def test_float64_word_map_is_the_52_bit_cell_quantile_and_reaches_8_sigma():
     zmax = -special.ndtri(2.0**-53)
     assert zmax > 8.2
     np.testing.assert_allclose(z[:4], [-zmax, -zmax, zmax, zmax], rtol=1e-13)
-    z_mirror = np.asarray(_to_normal64(jnp.asarray(~hi), jnp.asarray(~lo)))
+    z_mirror = np.asarray(words_to_normal64(jnp.asarray(~hi), jnp.asarray(~lo)))
     np.testing.assert_array_equal(z_mirror, -z)
     # the float32 map tops out at 5.2947 (2^-23 resolution): the tail that float64 adds
-    z32 = np.asarray(_to_normal(jnp.asarray([0, U32], jnp.uint32), jnp.float32))
+    z32 = np.asarray(words_to_normal(jnp.asarray([0, U32], jnp.uint32), jnp.float32))
     np.testing.assert_allclose(z32, [-5.2947, 5.2947], rtol=1e-4)
 
 
@@ -70,7 +70,7 @@ def test_float64_normals_refine_the_float32_ones():
     """Same high word: u64 lies in u32's cell, |u64 - u32| < 2^-23 (u = erf(z / sqrt 2))."""
     m = 20000
     keys, pidx = stream_keys(5, 3, 0), jnp.arange(m, dtype=jnp.uint32)
-    w = np.asarray(_pair_words(keys, pidx, 9))[:3].astype(np.float64)
+    w = np.asarray(pair_words(keys, pidx, 9))[:3].astype(np.float64)
     u32 = (2.0 * np.floor(w / 2**9) + 1.0) * 2.0**-23 - 1.0
     z64 = np.asarray(normals(keys, pidx, 9, 3, jnp.float64))
     assert np.max(np.abs(special.erf(z64 / np.sqrt(2)) - u32)) < 2.0**-23 + 1e-13

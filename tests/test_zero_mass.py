@@ -158,7 +158,7 @@ def test_float64_runs_draw_52_bit_normals():
     import jax
     import jax.numpy as jnp
 
-    from sdesim._noise import particle_keys, step_normals
+    from sdesim.noise import particle_keys, step_normals
 
     prob = sdesim.problems.rotating_double_well(0.5)
     ens = simulate_zero_mass(prob, beta_inv=0.5, mass=0.1, n_particles=5, n_steps=2, dt=0.01, seed=4)
