@@ -117,9 +117,12 @@ def default_divergence_bound(dtype) -> float:
     return float(2.0 ** (e // 2 - DIVERGENCE_MARGIN_BITS))
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Ensemble:
-    """Result of :func:`simulate`.
+    """Result of :func:`simulate` (and of :func:`sdesim.chains.run_chains`), frozen.
+
+    The initial state is not a snapshot (``includes_initial`` is False): the
+    first snapshot is taken ``save_every`` steps after the burn-in.
 
     Attributes:
         x: snapshots, shape ``(n_saved, n_particles, dim)`` (NumPy; may hold
@@ -151,6 +154,9 @@ class Ensemble:
     stats: Optional[dict] = None
     particle_offset: int = 0
     divergence_bound: Optional[float] = None
+
+    #: The initial state is not among the snapshots.
+    includes_initial = False
 
     @property
     def n_particles(self) -> int:

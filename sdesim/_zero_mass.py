@@ -73,15 +73,17 @@ __all__ = ["ZeroMassEnsemble", "simulate_zero_mass"]
 _INIT_STEP = 0xFFFFFFFF
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ZeroMassEnsemble:
-    """Result of :func:`simulate_zero_mass`.
+    """Result of :func:`simulate_zero_mass`, frozen; field names as :class:`sdesim.Ensemble`'s.
 
     Attributes:
-        x: positions ``(n_saved, n_particles, dim)`` (the initial state is the
-           first snapshot).
+        x: positions ``(n_saved, n_particles, dim)``; the initial state IS the
+           first snapshot (``includes_initial`` is True).
         v: velocities, same shape.
         t: times ``(n_saved,)``.
+        finite: ``(n_particles,)`` bool, False for particles with a non-finite
+           position or velocity at some snapshot; ``n_diverged`` counts them.
     """
 
     x: np.ndarray
@@ -91,6 +93,18 @@ class ZeroMassEnsemble:
     dt: float
     beta_inv: float
     seed: int
+
+    #: The initial state is the first snapshot.
+    includes_initial = True
+
+    @property
+    def finite(self) -> np.ndarray:
+        ok = np.isfinite(self.x).all(axis=(0, 2)) & np.isfinite(self.v).all(axis=(0, 2))
+        return np.asarray(ok)
+
+    @property
+    def n_diverged(self) -> int:
+        return int((~self.finite).sum())
 
 
 def _expm_neg(G, s):
