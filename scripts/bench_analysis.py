@@ -1,4 +1,4 @@
-"""Benchmark of the issue-4 analysis tools, with a peer in the same run.
+"""Benchmark of the trajectory analysis tools (cycles, currents, spectra), with a peer in the same run.
 
 Protocol: every timed call is made once first to compile (JAX) or warm caches,
 then timed once with the results on the host (``trace_limit_cycle`` returns

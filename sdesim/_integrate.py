@@ -30,7 +30,7 @@ Everything runs as one jit-compiled program per (problem type, shapes, form,
 method, segment length): ``vmap`` over particles, ``lax.scan`` over steps,
 particles swept in cache-sized blocks, no host round-trips inside the loop.
 Snapshots are copied to the host between segments, so device memory stays
-bounded. Noise obeys the contract of :mod:`sdesim._noise`: the same seed gives
+bounded. Noise obeys the contract of :mod:`sdesim.noise`: the same seed gives
 the same numbers whatever ``chunk_size`` or segmenting.
 
 **Divergence.** A particle has diverged at the first saved snapshot at which a
@@ -215,7 +215,7 @@ def _block_run(problem, x, pidx, keys, step0, params, every, *, form, method, n_
 
     The state is laid out particle-last, ``x (dim, n)`` (struct of arrays):
     every coordinate is one contiguous vector, so the drift, the noise factor
-    and the hash of the counter-based noise (:mod:`sdesim._noise`, which
+    and the hash of the counter-based noise (:mod:`sdesim.noise`, which
     produces its numbers as ``(noise_dim, n)``) are plain vector operations.
     ``pidx (n,)`` are the global particle indices, ``keys`` the stream keys.
 
@@ -243,7 +243,7 @@ def _block_run(problem, x, pidx, keys, step0, params, every, *, form, method, n_
         def noise(x, z):
             return apply(x, z).astype(dtype)
 
-    solver = method  # an AbstractSolver (sdesim._solvers): the scheme and its noise
+    solver = method  # an AbstractSolver (sdesim.AbstractSolver): the scheme and its noise
 
     def advance(x, i):
         s0 = (step0 + i * every).astype(jnp.uint32)

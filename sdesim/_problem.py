@@ -11,7 +11,7 @@ Conventions (see ``docs/conventions.md``):
       dx = -(D + Q) grad Phi dt + sqrt(2 beta^-1 D) dW     (A-type integral)
 
   Its exact Itô conversion has drift ``-(D+Q) grad Phi + beta^-1 div(D+Q)``
-  (row-wise divergence, see :mod:`sdesim._diffusion`), and its stationary
+  (row-wise divergence, see :mod:`sdesim.diffusion`), and its stationary
   density is ``exp(-beta Phi) / Z``. The two SDEs are the same process iff::
 
       grad f = (D + Q) grad Phi - beta^-1 div(D + Q)

@@ -1,6 +1,6 @@
 r"""The A-type SDE by its definition: the zero-mass limit of an underdamped system.
 
-Theorem 22 (PAPER.md §3) reads ``dx = -(D + Q) grad Phi dt + sqrt(2 beta^-1 D) dW``
+Theorem 22 (docs/paper.md) reads ``dx = -(D + Q) grad Phi dt + sqrt(2 beta^-1 D) dW``
 with Ao's A-type integral, *defined* (Ao; Yuan & Ao 2012) as the ``m -> 0``
 limit of::
 
@@ -47,7 +47,7 @@ The O step leaves N(0, beta^-1/m I) exactly invariant at any ``x``, so the
 velocity law is exact for any step; the x-dynamics need ``h`` a fraction of
 ``m / |S + A|`` (the noise-induced drift comes from the velocity sampling
 the varying friction on the ``m`` time scale). Noise follows the randomness
-contract of :mod:`sdesim._noise` (initial velocities use step index 2^32 - 1);
+contract of :mod:`sdesim.noise` (initial velocities use step index 2^32 - 1);
 the run is float64 when JAX's x64 mode is on, and then so are its normals
 (52-bit uniforms, tails to 8.2 sigma). There is no divergence bookkeeping:
 snapshots are returned as computed.

@@ -1,4 +1,4 @@
-"""Public noise models (``sdesim.diffusion.*``); see :mod:`sdesim._diffusion`."""
+"""Public noise models (``sdesim.diffusion.*``); see :mod:`sdesim.diffusion`."""
 
 from ._diffusion import AbstractDiffusion as AbstractDiffusion
 from ._diffusion import Dense as Dense

@@ -103,7 +103,7 @@ def test_gradient_flow_never_a_cycle():
 
 
 def _ex19_drift_np(x, lam):
-    """-grad f of Example 19 written independently of sdesim (PAPER.md §5)."""
+    """-grad f of Example 19 written independently of sdesim (docs/paper.md, Example 19)."""
     x1, x2 = x
     r4 = (x1 * x1 + x2 * x2) ** 2
     phi = (x1 * x1 - 1) ** 2 / 4 + x2 * x2 / 2
@@ -133,7 +133,7 @@ def test_example19_lam05_reaches_shifted_critical_points():
 
 
 def test_example19_lam15_weak_focus_no_cycle():
-    """Under PAPER.md's definitions the lam = 1.5 drift has no limit cycle.
+    """Under the paper's definitions the lam = 1.5 drift has no limit cycle.
 
     The origin's Jacobian is [[1, -w], [w, -1]] with w = lam e^{1/4}: trace 0,
     det = lam^2 sqrt(e) - 1 > 0 -- a centre to linear order, a weakly

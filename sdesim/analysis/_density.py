@@ -1,6 +1,6 @@
 r"""The potential ``Phi`` from particles: histogram and kernel density estimates with error bars.
 
-PAPER.md §2 defines ``Phi = -beta^-1 log rho_ss`` (up to a constant). From
+The paper (docs/paper.md) defines ``Phi = -beta^-1 log rho_ss`` (up to a constant). From
 samples ``x_1..x_N`` of (an approximation of) ``rho_ss``:
 
 * **Histogram.** ``rho_k = n_k / (N |cell|)`` with ``N`` all samples (points
@@ -27,10 +27,10 @@ samples ``x_1..x_N`` of (an approximation of) ``rho_ss``:
   histogram is the estimate to compare with an exact ``Phi`` bin by bin.
 * **Modes** (most likely locations): peaks of ``log rho_hat`` (the KDE) on
   its fine grid, ranked by topographic prominence (how far a peak rises above
-  the highest saddle joining it to a higher peak; :mod:`sdesim._modes`),
+  the highest saddle joining it to a higher peak; :func:`sdesim.analysis.find_modes`),
   refined by a quadratic fit on the 3x3 (3 in 1D) stencil. Kept: the highest
   peak, and every other peak with ``rho_hat >= mode_threshold * max rho_hat``
-  whose prominence exceeds the threshold :func:`sdesim._modes.find_modes`
+  whose prominence exceeds the threshold :func:`sdesim.analysis.find_modes`
   derives from the error bound ``eps = z * se(log rho_hat)`` on the fine grid
   (``se``: the analytic KDE standard error, or the particle-bootstrap one),
   ``z = Phi^-1(1 - alpha / (2 M))``, ``alpha = 0.01``, ``M`` = fine-grid cells

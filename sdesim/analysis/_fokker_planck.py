@@ -5,9 +5,9 @@ For the Itô SDE ``dx = b(x) dt + sqrt(2 beta^-1 D(x)) dW`` the density obeys::
     d rho / dt = -div J,      J = b rho - beta^-1 div(D rho)
 
 with the row-wise matrix divergence ``(div(D rho))_i = sum_j d_j (D_ij rho)``
-(see :mod:`sdesim._diffusion`). Equivalently ``J = (b - beta^-1 div D) rho -
+(see :mod:`sdesim.diffusion`). Equivalently ``J = (b - beta^-1 div D) rho -
 beta^-1 D grad rho``. With ``b = -grad f`` this is SGD's Fokker--Planck equation
-(PAPER.md §1); ``form="atype"`` / ``"atype_naive"`` use the A-type drift.
+(docs/paper.md); ``form="atype"`` / ``"atype_naive"`` use the A-type drift.
 
 Discretisation (cell-centred finite volumes on an ``nx x ny`` grid over ``box``):
 
@@ -30,7 +30,7 @@ Discretisation (cell-centred finite volumes on an ``nx x ny`` grid over ``box``)
 
 From ``rho`` the module derives ``Phi = -beta^-1 log rho`` (shifted to min 0),
 the current ``J`` (face fluxes averaged to cell centres), the leftover force
-``j = J / rho = -grad f + D grad Phi - beta^-1 div D`` (PAPER.md §2), and -- in
+``j = J / rho = -grad f + D grad Phi - beta^-1 div D`` (docs/paper.md), and -- in
 2D every divergence-free ``J`` has a stream function -- the antisymmetric ``Q``
 of Theorem 22. With ``Q = q [[0, 1], [-1, 0]]`` the A-type current is
 ``J = beta^-1 div(Q rho) = beta^-1 (d_2(q rho), -d_1(q rho))``, so with the
@@ -41,7 +41,7 @@ Errors shrink as ``O(h^2)`` with the grid spacing ``h`` (tests check the rate).
 :meth:`StationaryDensity2D.log_density_error` estimates them from a solve on
 the grid twice as coarse; :meth:`StationaryDensity2D.mode_table` reports the
 peaks of ``log rho`` whose topographic prominence exceeds what that error
-could produce (:mod:`sdesim._modes`).
+could produce (:func:`sdesim.analysis.find_modes`).
 """
 
 from __future__ import annotations
@@ -370,13 +370,13 @@ class StationaryDensity2D:
         return cached
 
     def mode_table(self, *, min_density: float = 1e-3, min_prominence: Optional[float] = None) -> Modes:
-        """Modes of ``rho`` with their ``log rho`` and prominence (:class:`sdesim._modes.Modes`).
+        """Modes of ``rho`` with their ``log rho`` and prominence (:class:`sdesim.analysis.Modes`).
 
         Peaks of ``log rho`` on the grid (8 neighbours, interior cells),
         refined by a 3x3 quadratic fit, highest first. A peak below the
         highest is kept when its topographic prominence (``log`` of the ratio
         of its density to that at its key saddle) exceeds the error threshold
-        of :mod:`sdesim._modes` for the error interval
+        of :func:`sdesim.analysis.find_modes` for the error interval
         ``d +- nx * ny * u`` (``d`` = :meth:`log_density_error`, ``u`` = float64
         unit roundoff: the rounding scale of a direct solve with ``nx * ny``
         unknowns); where ``d`` is smooth that threshold is about
@@ -411,7 +411,7 @@ class StationaryDensity2D:
 def grid_modes(logp, x, y, *, min_log_ratio=np.log(1e-3)):
     """Positions (m, 2) of the modes of a gridded ``log p`` (nx, ny), highest first.
 
-    :func:`sdesim._modes.find_modes` without an error bound: every interior
+    :func:`sdesim.analysis.find_modes` without an error bound: every interior
     peak (8 neighbours) with positive prominence and
     ``log p >= max log p + min_log_ratio``, refined by a 3x3 quadratic fit.
     """

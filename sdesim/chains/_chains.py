@@ -35,13 +35,13 @@ transformation (default ``optax.sgd(lr)``, i.e. ``x <- x - lr g_hat``) and a
 ``s = sqrt(2 beta^-1 / lr)`` (``= 1/sqrt(b)`` at ``beta^-1 = lr/(2b)``).
 Conventions (docs/conventions.md): ``dt = lr``, ``beta^-1 = lr / (2 b)``.
 
-Randomness contract (counter-based, as :mod:`sdesim._noise`): chain ``c`` has
+Randomness contract (counter-based, as :mod:`sdesim.noise`): chain ``c`` has
 three raw Threefry keys ``k_{c,s} = fold_in(fold_in(key(seed), c), s)`` for the
 streams ``s = 0`` (minibatch indices), ``1`` (Gaussian noise), ``2`` (epoch
 permutations). Step ``k`` draws its words as ``threefry2x32(k_{c,s}, (k, j))``
 (epoch ``e`` uses ``(e, j)``): index ``= word mod N`` (bias ``< N 2^-32``), a
 uniform subset / permutation = ``argsort`` of ``N`` words, normals by
-:func:`sdesim._noise.step_normals`. Numbers therefore depend on (seed, chain
+:func:`sdesim.noise.step_normals`. Numbers therefore depend on (seed, chain
 index, step index) only -- not on how the run is segmented, checkpointed or
 resumed (:func:`stream_chains` resumes bit-identically).
 
@@ -704,7 +704,7 @@ def _atomic_save_npy(path, arr) -> str:
 def _save_checkpoint(out_dir, states, saves_done, chunks_done, chunk_sha256):
     """Chain states after ``chunks_done`` chunks, with the SHA-256 of every committed chunk file.
 
-    Written by :func:`sdesim._run.write_checked_npz` (atomic, checksummed), so
+    Written by :func:`sdesim.cli.write_checked_npz` (atomic, checksummed), so
     a damaged checkpoint -- or chunk file -- is refused, never loaded.
     """
     from .._io import write_checked_npz
@@ -798,7 +798,7 @@ def stream_chains(kernel: ChainKernel, x0, out_dir: str, *, n_chains: int, n_ste
     shorter) and, with ``observe: x (dim,) -> (m,)``, ``obs_000000.npy``
     ``(chunk_saves, n_chains, m)``; ``checkpoint.npz`` holds the chain states
     after the last completed chunk and the SHA-256 of every committed chunk
-    file, and is itself checksummed (:func:`sdesim._run.write_checked_npz`).
+    file, and is itself checksummed (:func:`sdesim.cli.write_checked_npz`).
     Each file is written to a temporary name, fsynced and renamed, and the
     checkpoint is replaced only after its chunk's files exist, so a run killed
     at any moment (SIGKILL included) restarts from the last checkpoint. A
@@ -903,7 +903,7 @@ def load_stream(out_dir: str, *, chain: Optional[int] = None, what: str = "x") -
     ``what="obs"`` reads the observables instead. Only committed chunks are
     read, each checked against the SHA-256 its checkpoint recorded: a damaged,
     truncated or missing checkpoint or chunk file raises ``ValueError``
-    (:class:`sdesim._run.CheckpointError`, message ``checkpoint: ...``).
+    (:class:`sdesim.cli.CheckpointError`, message ``checkpoint: ...``).
     """
     parts = []
     for path, sha in _committed_chunks(out_dir, what):

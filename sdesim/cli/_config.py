@@ -19,7 +19,7 @@ Schema::
 
 The optional ``[experiment] kind`` selects the run type: ``"ensemble"`` (the
 default when the table is absent: the particle ensemble above), or one of two
-chain experiments (:mod:`sdesim._run_chains`) with their own tables::
+chain experiments (:func:`sdesim.cli.run_chains_experiment`) with their own tables::
 
     kind = "toy2d"     SGD vs the SDE with exact D(x) vs Langevin on the 2D least-squares toy
                        (sdesim.experiments.compare_2d)
@@ -31,7 +31,7 @@ chain experiments (:mod:`sdesim._run_chains`) with their own tables::
     [output]       trajectory (snapshots in toy2d.h5), figure (toy2d.png)
 
     kind = "longrun"   SGD (and SGLD) chains of tiny-fc on 5-class 7x7 digits for many epochs,
-                       streamed to disk with exact resume (sdesim._longrun.longrun)
+                       streamed to disk with exact resume (sdesim.experiments.longrun)
     [temperature]  lr, batch (<= the 721 training images)
     [simulation]   epochs, burn_in_epochs, n_chains, sgld_chains (<= n_chains), kernels (a list
                    of "sgd", "sgld"), chunk_epochs, seed, sampling ("shuffle": epoch-wise)
@@ -434,7 +434,7 @@ _CHAIN_SCHEMA: dict[str, dict[str, set]] = {
 _CHAIN_SAMPLING = {"toy2d": "replacement", "longrun": "shuffle"}
 _TOY2D_DEFAULTS = dict(n_data=40, ratio=3.0, sigma=1.0, v_scale=0.4, x_true=[0.5, -0.5], seed=0)
 _LONGRUN_KERNELS = ("sgd", "sgld")
-#: ``sdesim._spectral.low_frequency_test``'s default cut: 5 % of the Nyquist frequency (1/epoch units).
+#: ``sdesim.analysis.low_frequency_test``'s default cut: 5 % of the Nyquist frequency (1/epoch units).
 _DEFAULT_F_CUT = 0.025
 
 
@@ -578,7 +578,7 @@ def _digits_n_train(seed: int) -> int:
 def _min_epochs(f_cut) -> int:
     """Fewest saved epochs whose increment periodogram has a frequency on each side of ``f_cut``.
 
-    ``sdesim._spectral.low_frequency_test`` needs both (interior frequencies
+    ``sdesim.analysis.low_frequency_test`` needs both (interior frequencies
     ``k / m``, ``0 < k / m < 1/2``, ``m = epochs - 1`` increments) and 8 time points.
     """
     f = _DEFAULT_F_CUT if f_cut is None else f_cut

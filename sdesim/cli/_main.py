@@ -41,7 +41,7 @@ def run(
     quick: bool = typer.Option(False, "--quick", help="Shrink the run to seconds to try a config (<= 1000 particles and few steps; chains: few chains or epochs)."),
     print_config: bool = typer.Option(False, "--print-default-config", help="Print the embedded default config and exit."),
 ):
-    """Run an experiment from a config and write summary.json (see DESIGN.md for the schema).
+    """Run an experiment from a config and write summary.json (schema: configs/README.md).
 
     By default a particle ensemble; a config with [experiment] kind = "toy2d" (SGD vs SDE vs
     Langevin on a 2D toy) or "longrun" (tiny-fc SGD/SGLD chains for many epochs) runs chains

@@ -10,7 +10,7 @@ Outputs in the run directory::
     run.log                 the log of the run
 
 Chain experiments (``[experiment] kind = "toy2d" | "longrun"``) write their
-own files (:mod:`sdesim._run_chains`) with the same conventions.
+own files (:func:`sdesim.cli.run_chains_experiment`) with the same conventions.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False, 
     """Run every form of a validated config; write outputs to ``out``; return the summary.
 
     A chain experiment (``[experiment] kind = "toy2d" | "longrun"``) goes to
-    :func:`sdesim._run_chains.run_chains_experiment`; the rest of this
+    :func:`sdesim.cli.run_chains_experiment`; the rest of this
     docstring is about particle ensembles.
 
     Snapshots go to a disk-backed ``ensemble_<form>.partial.npy`` while the run is

@@ -1,7 +1,7 @@
 """``sdesim run`` for chain experiments: the 2D SGD toy and the tiny-fc long run.
 
 A config with ``[experiment] kind = "toy2d"`` or ``"longrun"`` (schema in
-:mod:`sdesim._config`) runs here instead of the particle ensemble. Both write,
+:func:`sdesim.cli.validate_config`) runs here instead of the particle ensemble. Both write,
 like an ensemble run, ``config.json`` (the normalised config), ``run.log``,
 ``summary.json`` (the measured numbers, ``n_diverged``, ``config``,
 ``versions``), plain HDF5 files (attributes ``config``, ``seed``,
@@ -16,7 +16,7 @@ like an ensemble run, ``config.json`` (the normalised config), ``run.log``,
                        output.trajectory, x (time, chain, dim); edges_x, edges_y, exact_sde, langevin
         toy2d.png      the three histograms and the exact SDE density, with the TVs
 
-    longrun (sdesim._longrun.longrun: tiny-fc on 5-class 7x7 digits, epoch-wise shuffled SGD and
+    longrun (sdesim.experiments.longrun: tiny-fc on 5-class 7x7 digits, epoch-wise shuffled SGD and
     SGLD at the same temperature, weights saved every epoch)
         summary.json   per kernel: epochs_done, final train / validation loss and accuracy per
                        chain, ||grad f||/sqrt(d) first / last / drop, spectral test statistics;
@@ -24,11 +24,11 @@ like an ensemble run, ``config.json`` (the normalised config), ``run.log``,
         longrun_<kernel>.h5   grad_norm (epoch, chain), w_final (chain, weight), epoch and, with
                        output.trajectory, x (epoch, chain, weight)
         longrun.png    gradient norms, increment spectra and autocorrelations
-        stream/        the streamed weights and checkpoints of sdesim._longrun (resume point)
+        stream/        the streamed weights and checkpoints of sdesim.experiments.longrun (resume point)
 
 ``--resume`` continues a killed long run from its last committed chunk
-(bit-identical: :func:`sdesim._chains.stream_chains`) if it was started by the
-same code (:func:`sdesim._longrun.code_fingerprint`, recorded in
+(bit-identical: :func:`sdesim.chains.stream_chains`) if it was started by the
+same code (:func:`sdesim.experiments.code_fingerprint`, recorded in
 ``stream/manifest.json``); otherwise, or when a checkpoint or chunk file is
 damaged, it is refused with one line (``error: out: ...`` / ``error:
 checkpoint: ...``) that says to start over with ``--force``. The toy runs in
@@ -301,7 +301,7 @@ def _tiny_fc_evaluator(seed: int):
     """``w -> {train_loss, train_accuracy, val_loss, val_accuracy}`` for the long run's model and data.
 
     Rebuilds tiny-fc and the 5-class 7x7 digits from ``seed`` exactly as
-    :func:`sdesim._longrun.digits_finite_sum` does (the flat weight vector
+    :func:`sdesim.experiments.digits_finite_sum` does (the flat weight vector
     maps back to the same network); the loss is the evaluation-mode mean
     cross-entropy, i.e. the chains' ``f``. One compiled function for both sets.
     """

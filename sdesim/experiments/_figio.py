@@ -67,7 +67,7 @@ def run_info(script: str, argv) -> dict:
         from ..cli import versions
 
         ver = versions()
-    except Exception:  # pragma: no cover - keep figures working if the helper moves
+    except Exception:  # pragma: no cover - keep figures working without the version helper
         import platform
 
         ver = {"python": platform.python_version(), "jax": jax.__version__}

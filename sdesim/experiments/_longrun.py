@@ -11,7 +11,7 @@ weights (in memory, saved to ``burn.npz``), then for each kernel (``"sgd"``:
 epoch-wise shuffled minibatch SGD; ``"sgld"``: full gradient + isotropic
 noise at the same ``beta^-1 = lr/(2b)`` with ``c = tr D(w_burn)/d``) a run of
 ``epochs`` epochs whose weights are saved every epoch by
-:func:`sdesim._chains.stream_chains` (bounded memory, atomic chunks, exact
+:func:`sdesim.chains.stream_chains` (bounded memory, atomic chunks, exact
 resume) together with ``||grad f|| / sqrt(d)`` at each saved epoch.
 
 Resuming is safe only with the same code and parameters: ``out_dir/manifest.json``
@@ -24,7 +24,7 @@ fingerprint -- or on a directory from before fingerprints -- raises
 raises ``ValueError`` (``checkpoint: ...``) and is never loaded.
 :func:`analyse` computes the increment spectrum, autocorrelation with 99 %
 bands, and the low-frequency and periodicity tests of
-:mod:`sdesim._spectral` for every chain.
+:mod:`sdesim.analysis` for every chain.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def _check_fingerprint(out_dir: str, fingerprint: dict) -> bool:
     return False
 
 
-#: Files a stream directory (:func:`sdesim._chains.stream_chains`) holds.
+#: Files a stream directory (:func:`sdesim.chains.stream_chains`) holds.
 _STREAM_FILES = ("manifest.json*", "checkpoint.npz*", "x_*.npy*", "obs_*.npy*")
 
 

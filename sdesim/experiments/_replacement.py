@@ -1,14 +1,14 @@
 r"""Temperature rules as experiments (Remarks 11 and 12) on linear least squares.
 
 Stationary variance of minibatch SGD on ``f_k(x) = (a_k^T x - y_k)^2 / 2``,
-measured from vmapped chains (:mod:`sdesim._chains`) and predicted three ways:
+measured from vmapped chains (:mod:`sdesim.chains`) and predicted three ways:
 
 * the paper's small-lr rule: covariance ``prop. to beta^-1`` with
   ``beta^-1 = lr / (2b)``, times ``1 - b/N`` without replacement (Remark 12);
 * the exact finite-population factor of a uniform ``b``-subset,
-  ``(N - b)/(N - 1)`` (:func:`sdesim._chains.subset_factor`);
+  ``(N - b)/(N - 1)`` (:func:`sdesim.chains.subset_factor`);
 * the exact stationary covariance of the discrete chain at the given ``lr``
-  (:func:`sdesim._sgd_theory.linreg_stationary`).
+  (:func:`sdesim.chains.linreg_stationary`).
 
 Error bars: snapshots are spaced by ``spacing`` steps (``>= 3`` relaxation
 times ``1 / (lr lambda_min(H))``) and the chains are split into ``n_groups``

@@ -28,7 +28,7 @@ Langevin (SGLD, ``D = c I``, ``c = tr D(x*) / 2``) has density
 and returns densities, total-variation distances (with a sampling-noise
 floor), ``Phi_hat``, modes with bootstrap errors and circulation of the
 stationary current, next to the exact Fokker--Planck solution of the SDE
-(:func:`sdesim._fokker_planck.stationary_density_2d`).
+(:func:`sdesim.analysis.stationary_density_2d`).
 """
 
 from __future__ import annotations

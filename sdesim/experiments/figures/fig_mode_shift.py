@@ -1,6 +1,6 @@
 """Phi != f, quantified: the most likely location of SGD moves away from the minimum of f linearly in beta^-1.
 
-Two problems (Theorem 22, Remark 26; PAPER.md §2):
+Two problems (Theorem 22, Remark 26; docs/paper.md):
 
 * "toy": a true loss ``f = (x1^2 - 1)^2/4 + x2^2/2`` with state-dependent,
   non-diagonal noise ``D(x)`` (``div D = (1.5, 0)`` at the minimum (1, 0)).
