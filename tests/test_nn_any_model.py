@@ -30,14 +30,6 @@ import sdesim.nn as nn
 N = 200  # examples; the MLP has d = 49*16 + 16 + 16*10 + 10 = 970 weights
 
 
-@pytest.fixture(autouse=True)
-def _x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 @pytest.fixture(scope="module")
 def digits():
     """200 standardised 7x7 digits of 10 classes, each flattened to a 49-vector."""
