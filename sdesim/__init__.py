@@ -7,7 +7,8 @@ over the cores. See README.md for a tour and docs/conventions.md for the
 equations.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
 from . import analysis as analysis
 from . import chains as chains
@@ -65,5 +66,5 @@ from .cli._run import load_ensemble as load_ensemble
 
 try:
     __version__ = _version("sdesim")
-except PackageNotFoundError:  # pragma: no cover - source checkout without install
+except _PackageNotFoundError:  # pragma: no cover - source checkout without install
     __version__ = "0.0.0+unknown"
