@@ -508,21 +508,53 @@ def sgld(fs: FiniteSum, lr: float, batch: Optional[int] = None, *, noise_power: 
 
 
 def sde(problem, lr: float, batch: Optional[int] = None, *, beta_inv: Optional[float] = None,
-        optimizer=None) -> ChainKernel:
-    """Euler--Maruyama of ``dx = -grad f dt + sqrt(2 beta^-1 D(x)) dW`` with ``dt = lr``.
+        optimizer=None, noise_examples: Optional[int] = None) -> ChainKernel:
+    r"""Euler--Maruyama of ``dx = -grad f dt + sqrt(2 beta^-1 D(x)) dW`` with ``dt = lr``.
 
-    ``problem`` is any :mod:`sdesim.problems` problem (``FiniteSum.problem()``
-    for the exact ``D(x)`` of a data set; ``problems.custom(grad_f,
-    LowRankDiagonal(...), d)`` for a frozen measured one). The step is
+    ``problem`` is any :mod:`sdesim.problems` problem (``problems.custom(grad_f,
+    LowRankDiagonal(...), d)`` for a frozen measured ``D``), or a
+    :class:`FiniteSum` for its exact state-dependent
+    ``D(x) = (1/N) sum_k (g_k - g)(g_k - g)^T``. The step is
     ``x - lr (grad f + s L(x) xi)``, ``s = sqrt(2 beta^-1 / lr)``, the same
     update as :func:`sdesim.simulate`'s ``method="euler"`` (other random numbers).
+
+    For a :class:`FiniteSum` the noise costs one gradient, never a ``d x d``
+    matrix or the ``N x d`` per-example gradients: with ``L = (G - 1 g^T)^T /
+    sqrt(N)`` and ``xi ~ N(0, I_N)``,
+
+        g + s L xi = grad_x sum_k w_k f_k(x),   w_k = 1/N + s (xi_k - mean(xi)) / sqrt(N),
+
+    one weighted full-batch gradient per step (the same draws and, up to
+    rounding, the same chain as ``sde(fs.problem(), ...)``, which forms
+    ``G``). With ``noise_examples = M``, the noise uses ``M`` examples drawn
+    uniformly with replacement per step, ``i_1..i_M``, and ``zeta ~ N(0, I_M)``:
+
+        noise = (s / sqrt(M)) sum_m (g_{i_m} - g) zeta_m,
+
+    whose covariance is exactly ``s^2 D(x)`` (``E (g_i - g)(g_i - g)^T = D``
+    for a uniform ``i``), so the step's mean and covariance are those of the
+    exact SDE; it is Gaussian only given the indices (a scale mixture: fourth
+    moments exceed the Gaussian ones by a term of order ``1/M``). Cost: a
+    full gradient plus an ``M``-example gradient.
     """
     from .._problem import AbstractProblem
 
-    if not isinstance(problem, AbstractProblem):
-        raise ValueError(f"problem: expected an sdesim problem, got {type(problem).__name__}")
     lr = check_positive(lr, "lr")
     beta_inv, s = _noise_scale(lr, batch, beta_inv)
+    meta = {"batch": batch}
+    if isinstance(problem, FiniteSum):
+        fs = problem
+        if noise_examples is None:
+            oracle = _finite_sum_noise(fs, s)
+        else:
+            M = check_positive_int(noise_examples, "noise_examples")
+            oracle = _subsampled_noise(fs, s, M)
+            meta["noise_examples"] = M
+        return _oracle_kernel(oracle, lr, beta_inv, fs.dim, "sde", optimizer, meta)
+    if not isinstance(problem, AbstractProblem):
+        raise ValueError(f"problem: expected an sdesim problem or a FiniteSum, got {type(problem).__name__}")
+    if noise_examples is not None:
+        raise ValueError("noise_examples: only for a FiniteSum problem (its per-example gradients)")
     diff = problem.diffusion
     nd = diff.noise_dim
 
@@ -530,7 +562,35 @@ def sde(problem, lr: float, batch: Optional[int] = None, *, beta_inv: Optional[f
         xi = _normals(key[1], k, nd, x.dtype)
         return problem.grad_f(x) + s * diff.apply(x, xi), aux
 
-    return _oracle_kernel(oracle, lr, beta_inv, problem.dim, "sde", optimizer, {"batch": batch})
+    return _oracle_kernel(oracle, lr, beta_inv, problem.dim, "sde", optimizer, meta)
+
+
+def _finite_sum_noise(fs: FiniteSum, s: float):
+    """Oracle ``grad f + s L xi`` as one weighted gradient (see :func:`sde`)."""
+    N = fs.n_data
+
+    def oracle(x, key, k, aux):
+        xi = _normals(key[1], k, N, x.dtype)
+        w = 1.0 / N + s * (xi - xi.mean()) / np.sqrt(N)
+        return fs.weighted_grad(x, w.astype(x.dtype)), aux
+
+    return oracle
+
+
+def _subsampled_noise(fs: FiniteSum, s: float, M: int):
+    """Oracle ``grad f + (s / sqrt(M)) sum_m (g_{i_m} - g) zeta_m`` (see :func:`sde`)."""
+    N = fs.n_data
+
+    def oracle(x, key, k, aux):
+        idx = (_words(key[0], k, M) % jnp.uint32(N)).astype(jnp.int32)
+        zeta = _normals(key[1], k, M, x.dtype)
+        c = s / np.sqrt(M)
+        g = fs.full_grad(x)
+        # sum_m zeta_m f_{i_m} as a mean over the M examples, times M
+        gz = jax.grad(lambda x: jnp.sum(zeta * fs.losses(x, *(a[idx] for a in fs.data))))(x)
+        return g * (1.0 - c * zeta.sum()) + c * gz, aux
+
+    return oracle
 
 
 # ---------------------------------------------------------------------------
