@@ -193,7 +193,7 @@ def test_bad_input_names_the_field():
     with pytest.raises(ValueError, match="^noise_power"):
         C.sgld(fs, 0.1, 2, noise_power=0.0)
     with pytest.raises(ValueError, match="^problem"):
-        C.sde(fs, 0.1, 2)
+        C.sde(lambda x: -x, 0.1, 2)  # neither an sdesim problem nor a FiniteSum
     with pytest.raises(ValueError, match="^data"):
         C.FiniteSum(lambda x, a, b: 0.0, (np.zeros((3, 2)), np.zeros(4)), 2)
     with pytest.raises(ValueError, match="^loss"):
