@@ -45,7 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from ._config import experiment_kind
-from ._run import CheckpointError, RunDirError, _atomic_write_text, _fsync_replace, run_log, start_run_dir, versions
+from .._io import CheckpointError, atomic_write_text, fsync_replace
+from ._run import RunDirError, run_log, start_run_dir, versions
 
 __all__ = ["run_chains_experiment", "summary_lines"]
 
@@ -79,7 +80,7 @@ def run_chains_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = 
         else:
             summary = _run_longrun(cfg, out, vers, resumed=resume, on_chunk=on_chunk)
         summary.update(experiment=kind, wall_s=time.perf_counter() - t0, config=cfg, versions=vers)
-        _atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
         log.info("%s experiment finished in %.1f s", kind, summary["wall_s"])
         return summary
 
@@ -194,7 +195,7 @@ def _write_toy2d_h5(path: Path, r: dict, cfg: dict, vers: dict) -> None:
         _h5_attrs(f, cfg, vers, cfg["simulation"]["seed"])
         for k in ("lr", "batch", "beta_inv", "noise_power", "spacing", "burn_in"):
             f.attrs[k] = r[k]
-    _fsync_replace(tmp, path)
+    fsync_replace(tmp, path)
 
 
 def _toy2d_figure(path: Path, r: dict) -> None:
@@ -402,7 +403,7 @@ def _write_longrun_h5(path: Path, run_dir: Path, res: dict, cfg: dict, vers: dic
         _h5_attrs(f, cfg, vers, man["seed"])
         for k in ("kernel", "lr", "beta_inv", "save_every", "burn_in"):
             f.attrs[k] = man[k]
-    _fsync_replace(tmp, path)
+    fsync_replace(tmp, path)
 
 
 def _longrun_figure(path: Path, results: dict) -> None:
