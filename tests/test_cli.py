@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sdesim.cli import app
+from sdesim.cli import RunSummary, app
 
 runner = CliRunner()
 
@@ -43,6 +43,14 @@ def test_run_small_config_writes_summary(tmp_path):
     for key in ("mean", "cov", "n_diverged", "particle_steps_per_s", "config", "versions"):
         assert key in s
     assert len(s["mean"]) == 2 and np.shape(s["cov"]) == (2, 2)
+    # the typed summary reads the same file back, field for field
+    rs = RunSummary.read(out)
+    assert rs.experiment == s["experiment"] == "ensemble" and rs.out == out
+    assert rs.to_dict() == s and rs["mean"] == s["mean"] and rs.n_diverged == s["n_diverged"]
+    with pytest.raises(ValueError, match="^experiment"):
+        RunSummary.from_dict(out, {**s, "experiment": "nope"})
+    with pytest.raises(ValueError, match="^out"):
+        RunSummary.read(tmp_path / "missing")
     assert s["n_diverged"] == 0
     # exp(-Phi): E x2^2 = 1, and E x1^2 = 1 + O(sampling); both forms
     for form in ("ito", "atype"):

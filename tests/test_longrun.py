@@ -1,5 +1,6 @@
 """Streamed long runs: exact resume after SIGKILL, bounded chunks, and the tiny-fc set-up."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -86,7 +87,17 @@ def test_stream_resumes_bit_identically_after_sigkill(tmp_path):
 def test_stream_refuses_other_parameters(tmp_path):
     fs = C.FiniteSum(lambda x, a: 0.5 * (a @ x) ** 2, (jnp.eye(4),), 4)
     ker = C.sgd(fs, 0.1, 2)
-    C.stream_chains(ker, np.ones(4), str(tmp_path), n_chains=2, n_steps=8, save_every=2, chunk_saves=2)
+    st = C.stream_chains(ker, np.ones(4), str(tmp_path), n_chains=2, n_steps=8, save_every=2, chunk_saves=2)
+    # the typed result: the manifest's fields, and the snapshots read back through it
+    assert isinstance(st, C.ChainStream) and st.complete and not st.includes_initial
+    assert (st.kernel, st.n_chains, st.n_saves, st.n_chunks, st.dim) == ("sgd-replacement", 2, 4, 2, 4)
+    assert C.ChainStream.open(str(tmp_path)) == st
+    np.testing.assert_array_equal(st.load(), C.load_stream(str(tmp_path)))
+    assert st.load().shape == (4, 2, 4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        st.n_chains = 3
+    with pytest.raises(ValueError, match="^out_dir"):
+        C.ChainStream.open(str(tmp_path / "none"))
     with pytest.raises(ValueError, match="^out_dir"):
         C.stream_chains(ker, np.ones(4), str(tmp_path), n_chains=2, n_steps=16, save_every=2, chunk_saves=2)
     with pytest.raises(ValueError, match="^burn_in"):

@@ -4,7 +4,7 @@ A :class:`FiniteSum` loss (``FiniteSum.from_model(model, x, y, loss=...)``
 for a network: any model form of :mod:`sdesim.nn` over its flat weights,
 ``fs.x0`` and ``fs.unravel(w)``), the chain kernels :func:`sgd`, :func:`sgld` and
 :func:`sde`, the driver :func:`run_chains` (in memory) and
-:func:`stream_chains` / :func:`load_stream` (on disk, resumable), and the
+:func:`stream_chains` / :func:`load_stream` (on disk, resumable; a :class:`ChainStream`), and the
 exact stationary theory of SGD on least squares (``linreg_*``).
 """
 
@@ -13,6 +13,7 @@ from ._chains import DENSE_MAX as DENSE_MAX
 from ._chains import SAMPLINGS as SAMPLINGS
 from ._chains import ChainKernel as ChainKernel
 from ._chains import ChainState as ChainState
+from ._stream_result import ChainStream as ChainStream
 from ._chains import FiniteSum as FiniteSum
 from ._chains import chain_keys as chain_keys
 from ._chains import load_stream as load_stream

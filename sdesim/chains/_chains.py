@@ -82,6 +82,7 @@ from .. import _noise
 from .._io import atomic_write_bytes, atomic_write_json
 from .._integrate import Ensemble, _divergence_report
 from .._temperature import _finite_population_factor, temperature
+from ._stream_result import ChainStream
 from .._validate import check_nonneg_int, check_positive, check_positive_int, check_save_every
 
 __all__ = [
@@ -850,7 +851,7 @@ def _read_chunk(path, sha, fix=_STREAM_FIX) -> np.ndarray:
 def stream_chains(kernel: ChainKernel, x0, out_dir: str, *, n_chains: int, n_steps: int,
                   save_every: int, burn_in: int = 0, seed: int = 0, chunk_saves: int = 1000,
                   observe: Optional[Callable] = None, dtype="float32", on_chunk: Optional[Callable] = None,
-                  config: Optional[dict] = None, batching: str = "vmap") -> dict:
+                  config: Optional[dict] = None, batching: str = "vmap") -> ChainStream:
     """Run chains and stream snapshots to ``out_dir``; resume exactly if interrupted.
 
     Layout of ``out_dir``: ``manifest.json`` (run parameters), chunk files
@@ -872,7 +873,8 @@ def stream_chains(kernel: ChainKernel, x0, out_dir: str, *, n_chains: int, n_ste
     ``burn_in`` (a multiple of ``save_every``) steps are run first and not
     saved. Calling again with different parameters on the same ``out_dir``
     raises ``ValueError`` (``out_dir``). ``on_chunk(chunks_done, n_chunks)`` is
-    called after each chunk is committed. Returns the manifest (dict).
+    called after each chunk is committed. Returns a :class:`ChainStream` (the
+    manifest's fields, typed; ``.load()`` reads the snapshots back).
     """
     n_chains, n_steps, every, burn_in, seed = _check_run(kernel, n_chains, n_steps, save_every, burn_in, seed)
     chunk_saves = check_positive_int(chunk_saves, "chunk_saves")
@@ -932,7 +934,7 @@ def stream_chains(kernel: ChainKernel, x0, out_dir: str, *, n_chains: int, n_ste
     # compute time summed over sessions (a resumed run adds its own)
     manifest["run_s"] = prev_run_s + time.perf_counter() - t0
     atomic_write_json(mpath, manifest)
-    return manifest
+    return ChainStream.from_manifest(out_dir, manifest)
 
 
 def _resume_point(out_dir, states):

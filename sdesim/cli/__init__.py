@@ -3,7 +3,8 @@
 ``sdesim run [CONFIG.toml] --out DIR`` runs an experiment described by a TOML
 config (:func:`load_config`, :func:`validate_config`; schema in the docstring
 of :data:`DEFAULT_CONFIG`'s module and in ``configs/README.md``) and writes a
-run directory (:func:`run_experiment`, :func:`run_chains_experiment`).
+run directory (:func:`run_experiment`, :func:`run_chains_experiment`; each returns a
+:class:`RunSummary`).
 """
 
 from ._config import DEFAULT_CONFIG as DEFAULT_CONFIG
@@ -25,3 +26,5 @@ from ._run import save_checkpoint as save_checkpoint
 from ._run import versions as versions
 from ._run import write_checked_npz as write_checked_npz
 from ._run_chains import run_chains_experiment as run_chains_experiment
+from ._summary import EXPERIMENT_KINDS as EXPERIMENT_KINDS
+from ._summary import RunSummary as RunSummary

@@ -26,6 +26,7 @@ import numpy as np
 
 from .._io import CheckpointError, atomic_write_text as _atomic_write_text, fsync_replace as _fsync_replace
 from .._io import read_checked_npz, write_checked_npz
+from ._summary import RunSummary
 from ._config import build_problem, experiment_kind
 
 __all__ = ["run_experiment", "versions", "RunDirError", "CheckpointError", "read_checked_npz", "write_checked_npz"]
@@ -189,8 +190,9 @@ def _write_h5_from(path: Path, arr, ens, cfg, vers) -> None:
     _fsync_replace(tmp, path)
 
 
-def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False, resume: bool = False) -> dict:
-    """Run every form of a validated config; write outputs to ``out``; return the summary.
+def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False,
+                   resume: bool = False) -> RunSummary:
+    """Run every form of a validated config; write outputs to ``out``; return its :class:`RunSummary`.
 
     A chain experiment (``[experiment] kind = "toy2d" | "longrun"``) goes to
     :func:`sdesim.cli.run_chains_experiment`; the rest of this
@@ -288,6 +290,7 @@ def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False, 
             log.info("form=%s: %.3g particle-steps/s (compile %.2fs)", form, st["particle_steps_per_s"], st["compile_s"])
         first = by_form[sim["form"][0]]
         summary = {
+            "experiment": "ensemble",
             "mean": first["mean"],
             "cov": first["cov"],
             "n_diverged": sum(v["n_diverged"] for v in by_form.values()),
@@ -302,7 +305,7 @@ def run_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False, 
             _density_figure(out / "density.png", hists)
         _atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
         log.info("wrote %s", out / "summary.json")
-        return summary
+        return RunSummary.from_dict(out, summary)
 
 
 def _density_figure(path: Path, hists: dict) -> None:

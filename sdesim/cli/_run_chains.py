@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ._config import experiment_kind
+from ._summary import RunSummary
 from .._io import CheckpointError, atomic_write_text, fsync_replace
 from ._run import RunDirError, run_log, start_run_dir, versions
 
@@ -56,8 +57,8 @@ _STREAM = "stream"
 
 
 def run_chains_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = False, resume: bool = False,
-                          on_chunk=None) -> dict:
-    """Run a validated chain-experiment config; write its outputs to ``out``; return the summary.
+                          on_chunk=None) -> RunSummary:
+    """Run a validated chain-experiment config; write its outputs to ``out``; return its :class:`RunSummary`.
 
     ``on_chunk(chunks_done, n_chunks)`` (long run only) is called after each
     committed chunk of each kernel's stream, after the progress line is
@@ -82,10 +83,10 @@ def run_chains_experiment(cfg: dict, out, *, force: bool = False, quiet: bool = 
         summary.update(experiment=kind, wall_s=time.perf_counter() - t0, config=cfg, versions=vers)
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
         log.info("%s experiment finished in %.1f s", kind, summary["wall_s"])
-        return summary
+        return RunSummary.from_dict(out, summary)
 
 
-def summary_lines(summary: dict) -> list[str]:
+def summary_lines(summary) -> list[str]:
     """The few lines ``sdesim run`` prints for a chain experiment."""
     if summary["experiment"] == "toy2d":
         return [f"  TV(SGD, SDE) = {summary['tv_sgd_sde']:.4f} (sampling floor {summary['tv_floor']:.4f}), "

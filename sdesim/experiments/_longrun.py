@@ -277,7 +277,7 @@ def longrun(out_dir: str, *, epochs: int = 2000, burn_in_epochs: int = 100, lr: 
             )
         except CheckpointError as e:
             raise e.with_fix(_FIX) from None
-        summary["runs"][name] = {"run_s": man.get("run_s"), "dir": os.path.join(out_dir, name)}
+        summary["runs"][name] = {"run_s": man.run_s, "dir": os.path.join(out_dir, name)}
     atomic_write_json(os.path.join(out_dir, _SUMMARY), summary, default=float)
     return summary
 
