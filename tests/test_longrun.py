@@ -115,6 +115,10 @@ def test_tiny_fc_problem_and_sgld_noise_power():
     data = nn.load_digits(classes=5, size=7, seed=0)
     spec = nn.diffusion_spectrum(model, data.x_train, data.y_train, top_k=0)
     np.testing.assert_allclose(fs.noise_power(w0), spec.trace / spec.dim, rtol=1e-3)
+    # the evaluator of the same model and data: its training loss is the chains' f
+    m = experiments.digits_metrics(0)(w0)
+    np.testing.assert_allclose(m["train_loss"], float(fs.value(w0)), rtol=1e-5)
+    assert 0.0 <= m["val_accuracy"] <= 1.0 and m["val_loss"] > 0
 
 
 @pytest.mark.slow

@@ -277,7 +277,7 @@ def _run_longrun_checked(cfg: dict, out: Path, vers: dict, *, resumed: bool, on_
         if str(e).startswith("out_dir"):  # a stream of other parameters: only a hand-edited directory
             raise RunDirError(f"out: {e}") from None
         raise
-    evaluate = _tiny_fc_evaluator(sim["seed"])
+    evaluate = _longrun.digits_metrics(sim["seed"])
     w_burn, _ = _longrun.load_burn(str(stream))
     loss_start = [evaluate(w)["train_loss"] for w in w_burn]
     summary = {k: meta[k] for k in ("dim", "n_data", "dataset", "lr", "batch", "steps_per_epoch", "epochs",
@@ -297,39 +297,6 @@ def _run_longrun_checked(cfg: dict, out: Path, vers: dict, *, resumed: bool, on_
     if cfg["output"]["figure"]:
         _longrun_figure(out / "longrun.png", results)
     return summary
-
-
-def _tiny_fc_evaluator(seed: int):
-    """``w -> {train_loss, train_accuracy, val_loss, val_accuracy}`` for the long run's model and data.
-
-    Rebuilds tiny-fc and the 5-class 7x7 digits from ``seed`` exactly as
-    :func:`sdesim.experiments.digits_finite_sum` does (the flat weight vector
-    maps back to the same network); the loss is the evaluation-mode mean
-    cross-entropy, i.e. the chains' ``f``. One compiled function for both sets.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from ..nn import cross_entropy, flat_weights, load_digits, tiny_fc
-
-    data = load_digits(classes=5, size=7, seed=seed)
-    _, rebuild = flat_weights(tiny_fc(jax.random.PRNGKey(seed), n_in=49, n_classes=5, hidden=16))
-    sets = {"train": (data.x_train, data.y_train), "val": (data.x_val, data.y_val)}
-
-    @jax.jit
-    def metrics(w):
-        model, out = rebuild(w), {}
-        for name, (x, y) in sets.items():
-            logits = model(jnp.asarray(x, jnp.float32))
-            y = jnp.asarray(y, jnp.int32)
-            out[f"{name}_loss"] = jnp.mean(cross_entropy(logits, y))
-            out[f"{name}_accuracy"] = jnp.mean((jnp.argmax(logits, axis=-1) == y).astype(jnp.float32))
-        return out
-
-    def run(w) -> dict:
-        return {k: float(v) for k, v in metrics(jnp.asarray(w, jnp.float32)).items()}
-
-    return run
 
 
 def _kernel_summary(run_dir: Path, res: dict, evaluate) -> dict:

@@ -11,6 +11,7 @@ from ._longrun import analyse as analyse_longrun
 from ._longrun import StaleRunError as StaleRunError
 from ._longrun import code_fingerprint as code_fingerprint
 from ._longrun import digits_finite_sum as digits_finite_sum
+from ._longrun import digits_metrics as digits_metrics
 from ._longrun import discard as discard_longrun
 from ._longrun import longrun as longrun
 from ._replacement import linear_scaling_rows as linear_scaling_rows

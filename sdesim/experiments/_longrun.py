@@ -44,16 +44,24 @@ import numpy as np
 from .._io import atomic_write_json
 from ..chains import _chains
 
-__all__ = ["digits_finite_sum", "longrun", "analyse", "code_fingerprint", "discard", "load_burn", "StaleRunError"]
+__all__ = ["digits_finite_sum", "digits_metrics", "longrun", "analyse", "code_fingerprint", "discard", "load_burn", "StaleRunError"]
 
 
-def digits_finite_sum(seed: int = 0, *, n_classes: int = 5, size: int = 7, hidden: int = 16):
-    """``(fs, w0, meta)``: tiny-fc cross-entropy on 5-class 7x7 digits as a :class:`FiniteSum`."""
-    from ..nn import cross_entropy, flat_weights, load_digits, tiny_fc
+def _digits_tiny_fc(seed: int, n_classes: int, size: int, hidden: int):
+    """``(data, w0, rebuild)``: the long run's data and network, the one place they are built."""
+    from ..nn import flat_weights, load_digits, tiny_fc
 
     data = load_digits(classes=n_classes, size=size, seed=seed)
     model = tiny_fc(jax.random.PRNGKey(seed), n_in=size * size, n_classes=n_classes, hidden=hidden)
     w0, rebuild = flat_weights(model)
+    return data, w0, rebuild
+
+
+def digits_finite_sum(seed: int = 0, *, n_classes: int = 5, size: int = 7, hidden: int = 16):
+    """``(fs, w0, meta)``: tiny-fc cross-entropy on 5-class 7x7 digits as a :class:`FiniteSum`."""
+    from ..nn import cross_entropy
+
+    data, w0, rebuild = _digits_tiny_fc(seed, n_classes, size, hidden)
 
     def loss(w, xb, yb):
         return cross_entropy(rebuild(w)(xb), yb)
@@ -62,6 +70,35 @@ def digits_finite_sum(seed: int = 0, *, n_classes: int = 5, size: int = 7, hidde
     y = jnp.asarray(data.y_train, jnp.int32)
     fs = _chains.FiniteSum(loss, (x, y), int(w0.shape[0]), vectorized=True)
     return fs, np.asarray(w0), {"n_data": fs.n_data, "dim": fs.dim, "dataset": data.name}
+
+
+def digits_metrics(seed: int = 0, *, n_classes: int = 5, size: int = 7, hidden: int = 16):
+    """``w -> {train_loss, train_accuracy, val_loss, val_accuracy}`` for :func:`digits_finite_sum`'s model.
+
+    The same data split and network as :func:`digits_finite_sum` with the same
+    arguments (the flat weight vector ``w`` maps back to the same network);
+    the loss is the evaluation-mode mean cross-entropy, i.e. the chains' ``f``
+    on the training set. One compiled function for both sets; floats out.
+    """
+    from ..nn import cross_entropy
+
+    data, _, rebuild = _digits_tiny_fc(seed, n_classes, size, hidden)
+    sets = {"train": (data.x_train, data.y_train), "val": (data.x_val, data.y_val)}
+
+    @jax.jit
+    def metrics(w):
+        model, out = rebuild(w), {}
+        for name, (x, y) in sets.items():
+            logits = model(jnp.asarray(x, jnp.float32))
+            y = jnp.asarray(y, jnp.int32)
+            out[f"{name}_loss"] = jnp.mean(cross_entropy(logits, y))
+            out[f"{name}_accuracy"] = jnp.mean((jnp.argmax(logits, axis=-1) == y).astype(jnp.float32))
+        return out
+
+    def run(w) -> dict:
+        return {k: float(v) for k, v in metrics(jnp.asarray(w, jnp.float32)).items()}
+
+    return run
 
 
 def _grad_norm_observer(fs):
