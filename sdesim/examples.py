@@ -1,10 +1,8 @@
 """Small example factories for ``problem.kind = "python"`` configs."""
 
-from __future__ import annotations
+import jax.numpy as _jnp
 
-import jax.numpy as jnp
-
-from . import problems
+from . import problems as _problems
 
 
 def tilted_double_well(tilt: float = 0.2, noise=((1.0, 0.0), (0.0, 1.0))):
@@ -12,6 +10,6 @@ def tilted_double_well(tilt: float = 0.2, noise=((1.0, 0.0), (0.0, 1.0))):
     tilt = float(tilt)
 
     def grad_f(x):
-        return jnp.stack([x[0] * (x[0] ** 2 - 1.0) + tilt, x[1]])
+        return _jnp.stack([x[0] * (x[0] ** 2 - 1.0) + tilt, x[1]])
 
-    return problems.custom(grad_f, jnp.asarray(noise, dtype=float), 2)
+    return _problems.custom(grad_f, _jnp.asarray(noise, dtype=float), 2)

@@ -197,6 +197,22 @@ def test_subpackage_init_is_import_only(init):
     assert not bad, f"{init.relative_to(ROOT)} must hold only a docstring and imports; also has: {bad}"
 
 
+@pytest.mark.parametrize("name", ["problems", "diffusion", "noise"])
+def test_public_module_exposes_only_its_names(name):
+    """A public top-level module re-exports; its namespace holds no helper imports (``jnp``, ``Optional``)."""
+    mod = importlib.import_module(f"sdesim.{name}")
+    tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
+    for k, node in enumerate(tree.body):
+        if k == 0 and isinstance(node, ast.Expr):
+            continue
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["__all__"]:
+            continue
+        assert isinstance(node, ast.ImportFrom) and node.level == 1 \
+            and all(a.asname == a.name for a in node.names), f"sdesim/{name}.py line {node.lineno}"
+    public = sorted(k for k in vars(mod) if not k.startswith("_"))
+    assert public == sorted(getattr(mod, "__all__", public))
+
+
 # --------------------------------------------------------------------------- import cycles
 
 
