@@ -35,6 +35,7 @@ import numpy as np
 import scipy.integrate
 
 import sdesim
+from sdesim.cli import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,12 +116,12 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = "quick" if args.quick else jax.default_backend()
-    (out / f"analysis_{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=float))
+    atomic_write_text(out / f"analysis_{tag}.json", json.dumps({"meta": meta, "rows": rows}, indent=2, default=float))
     md = ["| task | seconds |", "|---|---|"] + [
         f"| {r['task']} | {r.get('extrapolated_seconds_for_n', r['seconds']):.2f}"
         + (f" (extrapolated from {r['n']} points)" if "extrapolated_seconds_for_n" in r else "") + " |"
         for r in rows]
-    (out / f"analysis_{tag}.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(out / f"analysis_{tag}.md", "\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

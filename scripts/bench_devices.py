@@ -1,7 +1,7 @@
 """sdesim with one CPU device per core vs the hand-written lax.scan baseline, same process.
 
-``import sdesim`` before JAX starts asks XLA for one CPU device per core
-(``docs/performance.md``); this script measures what that gives on Example 19
+``sdesim.use_cpu_devices()`` before JAX starts asks XLA for one CPU device per
+core (``docs/performance.md``); this script measures what that gives on Example 19
 against the single-device ``lax.scan`` Euler--Maruyama loop of
 ``bench_ensemble.py`` (which runs on device 0 of the same process) and against
 sdesim forced onto one device.
@@ -9,16 +9,19 @@ sdesim forced onto one device.
     python scripts/bench_devices.py [--sizes 100000 1000000] [--steps 200]
 """
 
-import sdesim  # first: sets the CPU device count before JAX starts
+import sdesim
 
-import argparse
-import json
-import time
-from pathlib import Path
+sdesim.use_cpu_devices()  # first: the CPU device count is fixed when JAX starts
 
-import jax
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import jax  # noqa: E402
 
 from sdesim.experiments.bench import make_problems, run_scan, timeit  # noqa: E402
+from sdesim.cli import atomic_write_text  # noqa: E402
 
 
 def main():
@@ -42,7 +45,7 @@ def main():
         rows.append(row)
         print(json.dumps(row), flush=True)
     out = Path(__file__).resolve().parent.parent / "benchmarks" / "devices_cpu.json"
-    out.write_text(json.dumps(dict(jax=jax.__version__, time=time.strftime("%Y-%m-%d %H:%M"), rows=rows), indent=2))
+    atomic_write_text(out, json.dumps(dict(jax=jax.__version__, time=time.strftime("%Y-%m-%d %H:%M"), rows=rows), indent=2))
 
 
 if __name__ == "__main__":

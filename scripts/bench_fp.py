@@ -22,6 +22,7 @@ import numpy as np
 import scipy.stats
 
 import sdesim
+from sdesim.cli import atomic_write_text
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "figures"
 
@@ -82,7 +83,7 @@ def main(quick: bool, repeat: int):
         "peer_scipy_gaussian_kde_1e4_points_64x64_s": t_kde1e4,
     }
     OUT.mkdir(exist_ok=True)
-    (OUT / ("potential_bench_quick.json" if quick else "potential_bench.json")).write_text(json.dumps(out, indent=2))
+    atomic_write_text(OUT / ("potential_bench_quick.json" if quick else "potential_bench.json"), json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
 
 

@@ -33,6 +33,7 @@ import optax
 
 import sdesim
 from sdesim import chains, nn
+from sdesim.cli import atomic_write_text
 
 
 def _models(key):
@@ -95,25 +96,16 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = jax.default_backend() + ("_quick" if args.quick else "")
-    _write(out / f"network_sde_{tag}.json", json.dumps({"meta": meta, "rows": rows}, indent=1))
+    atomic_write_text(out / f"network_sde_{tag}.json", json.dumps({"meta": meta, "rows": rows}, indent=1))
     lines = ["| model | d | N | " + " | ".join(rows[0]["s_per_chain_step"]) + " | SDE / SGLD |",
              "|---" * (len(rows[0]["s_per_chain_step"]) + 4) + "|"]
     for r in rows:
         cells = " | ".join(f"{v * 1e3:.3g} ms" for v in r["s_per_chain_step"].values())
         lines.append(f"| {r['model']} | {r['dim']} | {r['n_data']} | {cells} | "
                      f"{r['sde_one_gradient_over_sgld']:.2f}x |")
-    _write(out / f"network_sde_{tag}.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / f"network_sde_{tag}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
-
-def _write(path: Path, text: str) -> None:
-    """Whole file or nothing: write a temporary file, fsync, rename over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

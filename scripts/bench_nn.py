@@ -34,6 +34,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import sdesim.nn as nn
+from sdesim.cli import atomic_write_text
 
 
 def timeit(fn, repeats):
@@ -119,8 +120,7 @@ def main(argv=None) -> int:
                   f"(top-100 rel diff {res['dense_vs_gram_max_rel_diff_top100']:.1e})")
         print(f"  rank {s.rank} ({100 * s.rank_fraction:.2f} % of d), eig {s.mean:.3g} +- {s.std:.3g} (untrained)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"jax": jax.__version__, "results": rows}, f, indent=2)
+        atomic_write_text(args.json, json.dumps({"jax": jax.__version__, "results": rows}, indent=2))
     return 0
 
 

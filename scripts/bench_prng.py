@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sdesim import noise as _noise
+from sdesim.cli import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +99,7 @@ def main(argv=None):
                 time=time.strftime("%Y-%m-%d %H:%M:%S"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"prng_{meta['backend']}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
+    atomic_write_text(out / f"prng_{meta['backend']}.json", json.dumps(dict(meta=meta, rows=rows), indent=2))
     names = list(rows[0]["particle_steps_per_s"])
     lines = [f"Backend {meta['backend']}, jax {meta['jax']}, {meta['time']}: normals drawn, particle-steps/s "
              "(ratio to sdesim_stream in brackets).", "",
@@ -108,7 +109,7 @@ def main(argv=None):
         cells = [f"{v:.3g} ({v / base:.2f})" for v in r["particle_steps_per_s"].values()]
         lines.append(f"| {r['noise_dim']} | {r['n']:.0e} | " + " | ".join(cells) + " |")
     md = "\n".join(lines) + "\n"
-    (out / f"prng_{meta['backend']}.md").write_text(md)
+    atomic_write_text(out / f"prng_{meta['backend']}.md", md)
     print(md)
 
 

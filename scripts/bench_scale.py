@@ -24,9 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-import sdesim  # noqa: F401  (sets up one CPU device per core before JAX starts)
-import jax
-import jax.numpy as jnp
+import sdesim
+
+sdesim.use_cpu_devices()  # one CPU device per core, before JAX starts
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from sdesim.cli import atomic_write_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,7 +110,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = jax.default_backend() + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
-    (out / f"scale_{tag}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
+    atomic_write_text(out / f"scale_{tag}.json", json.dumps(dict(meta=meta, rows=rows), indent=2))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from ._run import run_experiment as run_experiment
 from ._run import save_checkpoint as save_checkpoint
 from ._run import versions as versions
 from ._run import write_checked_npz as write_checked_npz
+from .._io import atomic_write_json as atomic_write_json
+from .._io import atomic_write_text as atomic_write_text
 from ._run_chains import run_chains_experiment as run_chains_experiment
 from ._summary import EXPERIMENT_KINDS as EXPERIMENT_KINDS
 from ._summary import RunSummary as RunSummary
