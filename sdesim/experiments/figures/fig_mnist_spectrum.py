@@ -35,9 +35,11 @@ computed from the gradients directly, which must equal the eigenvalue mean
 
 Writes ``figures/mnist_spectrum.{png,pdf,json}`` (``--quick``: small-fc only,
 300 training digits, 5 epochs, widths 8 and 16 at ``N = 100``, written as
-``mnist_spectrum_quick.*``; about 30 s).
+``mnist_spectrum_quick.*``; about 36 s of CPU, 70 s of wall time on 2 cores
+shared with other jobs). ``--from-json FILE`` skips the computation and
+derives the verdict and the figure from the numbers of a JSON it wrote.
 
-    python scripts/fig_mnist_spectrum.py            # about 12 minutes on 2 busy CPU cores
+    python scripts/fig_mnist_spectrum.py            # 18 minutes on 2 CPU cores at load average 8-10
     python scripts/fig_mnist_spectrum.py --quick
 """
 
@@ -69,13 +71,19 @@ def _spectrum_row(G: np.ndarray, n_keep: int) -> tuple[dict, np.ndarray]:
     row.update(
         rank_bound=bound,
         rank_over_bound=s.rank / bound,
-        regime="sample-limited (rank >= 0.9 min(N-1, d))" if s.rank >= SATURATED * bound
-        else "network-limited (rank < 0.9 min(N-1, d))",
+        regime=_regime(s.rank, bound),
         trace_check=centred_sq / d,
         eig_top10=[float(v) for v in s.eigvals[:10]],
         eig_mean_over_rank=float(np.mean(s.eigvals[: max(s.rank, 1)])),
     )
     return row, np.asarray(s.eigvals[:n_keep], dtype=np.float64)
+
+
+def _regime(rank: int, bound: int) -> str:
+    """Per spectrum: is the rank at its bound ``min(N - 1, d)``?"""
+    if rank >= SATURATED * bound:
+        return "saturated: rank >= 0.9 min(N-1, d)"
+    return "below the bound: rank < 0.9 min(N-1, d)"
 
 
 def _round(v: np.ndarray) -> list:
@@ -102,8 +110,9 @@ def main(argv=None) -> int:
             "verdict", "verdict_summary", "quick", "runtime_s", "argv", "versions", "generated_utc",
             "cpu_count", "devices", "loadavg_end", "compute_runtime_s", "compute_generated_utc",
             "compute_loadavg_end")}
-        numbers.update(compute_runtime_s=runtime, compute_generated_utc=saved.get("generated_utc"),
-                       compute_loadavg_end=saved.get("loadavg_end"))
+        numbers.update(compute_runtime_s=runtime,
+                       compute_generated_utc=saved.get("compute_generated_utc", saved.get("generated_utc")),
+                       compute_loadavg_end=saved.get("compute_loadavg_end", saved.get("loadavg_end")))
         _finish(numbers, quick=bool(saved.get("quick", q)), t0=t_start, out_dir=args.out, argv=argv)
         return 0
     batch, lr = 32, 0.05
@@ -296,6 +305,9 @@ def verdict(numbers: dict) -> tuple[dict, str]:
 def _finish(numbers: dict, *, quick: bool, t0: float, out_dir, argv) -> None:
     """Derive the verdict and draw the figure from ``numbers`` alone, then save both."""
     numbers = dict(numbers)
+    rows = [r for e in numbers["results"].values() for part in ("checkpoints", "vs_n") for r in e[part].values()]
+    for row in rows + list(numbers["vs_d"].values()):
+        row["regime"] = _regime(row["rank"], row["rank_bound"])
     numbers["verdict"], numbers["verdict_summary"] = verdict(numbers)
     results, vs_d = numbers["results"], numbers["vs_d"]
     n_train = numbers["config"]["n_train"]
