@@ -49,6 +49,23 @@ CHECKS = {
         ("# Linear-BN-ReLU-Linear, 917 weights", "nn.n_weights(model) == 917"),
         ("# (1, 4, 917): the last step only, 0", "ens.x.shape == (1, 4, 917) and ens.n_diverged == 0"),
     ],
+    "docs/your_network.md": [
+        ("# d = 970 weights", "nn.n_weights(mlp) == 49 * 16 + 16 + 16 * 10 + 10 == 970"),
+        ("# test accuracy about 0.87; rank about half of d although N - 1 = 999 > d = 970",
+         "0.8 < fit.checkpoints[-1].val_accuracy < 0.93 and len(ranks) == 3"
+         " and all(0.35 < r < 0.6 for r in ranks) and len(x) == 1000"),
+        ("# 0.00078125 for all three",
+         "beta_inv == 0.05 / 64 and all(k.beta_inv == beta_inv for k in kernels.values())"),
+        ("# (150 snapshots, 8 chains, 970)",
+         "all(Xn.shape == (150, 8, 970) for Xn in X.values())"
+         " and all(ens.n_diverged == 0 for ens in runs.values())"),
+        ("# the same mean loss for all three (within 0.01)",
+         "max(f_mean.values()) - min(f_mean.values()) < 0.01"),
+        ("# SGD and the SDE: about 0.9 of the spread in range(D); SGLD: much less, and a spread several times larger",
+         "0.75 < in_D['sgd'] < 0.98 and 0.75 < in_D['sde'] < 0.98 and in_D['sgld'] < 0.5"
+         " and spread['sgld'] > 3 * spread['sgd'] and abs(spread['sde'] / spread['sgd'] - 1) < 0.3"
+         " and all(0.0 <= l.p_value <= 1.0 and l.matrix.shape == (2, 2) for l in lag.values())"),
+    ],
     "docs/potential.md": [
         ("ss.rho.sum() * ss.dx * ss.dy == 1", "abs(float(ss.rho.sum()) * ss.dx * ss.dy - 1) < 1e-9"),
         ("# -β⁻¹ log ρ, min 0", "float(np.min(ss.phi)) == 0.0"),

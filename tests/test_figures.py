@@ -29,6 +29,7 @@ FIGURES = {
     "fig_free_energy": "free_energy",
     "fig_limit_cycles": "fig4_limit_cycles",
     "fig_longrun": "longrun",
+    "fig_mnist_spectrum": "mnist_spectrum",
     "fig_mode_shift": "mode_shift",
     "fig_potential": "potential",
     "fig_replacement": "replacement",
@@ -109,6 +110,16 @@ def test_diffusion_spectrum_numbers(quick_figures):
                 assert row["eig_mean"] > 0 and row["eig_std"] > 0
                 assert 0 <= row["train_accuracy"] <= 1
     assert d["results"] and set(d["remark14"]) == set(d["results"])  # quick: small-fc only
+
+
+def test_mnist_spectrum_numbers(quick_figures):
+    d = _load(quick_figures, "mnist_spectrum")  # invariants in detail: tests/test_fig_mnist_spectrum.py
+    e = d["results"]["small-fc"]  # quick: small-fc only
+    assert set(e["checkpoints"]) == {"20", "40", "100"} and e["d"] == 8266
+    for row in list(e["checkpoints"].values()) + list(e["vs_n"].values()) + list(d["vs_d"].values()):
+        assert 0 < row["rank"] <= row["rank_bound"]
+        assert abs(row["eig_mean"] - row["trace_check"]) <= 1e-9 * row["eig_mean"]
+    assert set(d["verdict"]) == {"small-fc"}
 
 
 def test_free_energy_numbers(quick_figures):

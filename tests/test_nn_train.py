@@ -26,6 +26,30 @@ def test_weight_counts_match_hand_counts():
         nn.small_lenet(k, in_shape=(1, 3, 3))
 
 
+def test_paper_scale_mnist_models():
+    k = jax.random.PRNGKey(0)
+    # conv 1->8 5x5, BN 8, conv 8->16 5x5, BN 16, FC 16*2*2->128, BN 128, FC 128->10: the paper's 13 338
+    lenet = 8 * 25 + 8 + 16 + 16 * 8 * 25 + 16 + 32 + 64 * 128 + 128 + 256 + 128 * 10 + 10
+    model = nn.small_lenet_mnist(k)
+    assert nn.n_weights(model) == lenet == 13338
+    # 28 -> conv5 24 -> pool3 8 -> conv5 4 -> pool2 2: evaluation-mode logits per example
+    x = jax.random.uniform(jax.random.PRNGKey(1), (3, 1, 28, 28))
+    out = model(x)
+    assert out.shape == (3, 10)
+    np.testing.assert_allclose(out[1:2], model(x[1:2]), rtol=1e-5, atol=1e-6)
+    # two hidden layers of h on 7x7: 49 h + h + 2 h + h^2 + h + 2 h + 10 h + 10
+    for h in (8, 64):
+        assert nn.n_weights(nn.small_fc_mnist(k, hidden=h)) == h * h + 65 * h + 10
+    assert nn.n_weights(nn.small_fc_mnist(k)) == 8266
+    assert nn.small_fc_mnist(k)(jnp.zeros((2, 1, 7, 7))).shape == (2, 10)
+    with pytest.raises(ValueError, match="hidden"):
+        nn.small_fc_mnist(k, hidden=0)
+    with pytest.raises(ValueError, match="dropout"):
+        nn.small_lenet_mnist(k, dropout=1.0)
+    with pytest.raises(ValueError, match="channels"):
+        nn.small_lenet_mnist(k, channels=(8, -1))
+
+
 def test_eval_mode_is_per_example_and_train_mode_is_not():
     k = jax.random.PRNGKey(1)
     model = nn.small_lenet(k)

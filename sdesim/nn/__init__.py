@@ -51,6 +51,8 @@ from ._models import make_model as make_model
 from ._models import n_weights as n_weights
 from ._models import small_fc as small_fc
 from ._models import small_lenet as small_lenet
+from ._models import small_fc_mnist as small_fc_mnist
+from ._models import small_lenet_mnist as small_lenet_mnist
 from ._models import tiny_fc as tiny_fc
 from ._models import trainable as trainable
 from ._pergrad import cross_entropy as cross_entropy

@@ -32,6 +32,18 @@ Architectures (paper -> ours):
   3x3 kernels with padding 1 and 2x2 max-pooling:
   ``Conv(1,8) - BN - ReLU - Pool - Drop - Conv(8,16) - BN - ReLU - Pool - Drop
   - Linear(64,128) - ReLU - Linear(128,10)``, 10 906 weights.
+
+At the paper's scale, on 28x28 MNIST (:func:`small_lenet_mnist`,
+:func:`small_fc_mnist`):
+
+* small-lenet, 5x5 kernels without padding, 3x3 then 2x2 max-pooling:
+  ``Conv(1,8,5) - BN - ReLU - Pool3 - Drop - Conv(8,16,5) - BN - ReLU - Pool2 -
+  Drop - Linear(64,128) - BN - ReLU - Drop - Linear(128,10)``
+  (28 -> 24 -> 8 -> 4 -> 2), 13 338 weights -- exactly the count the paper
+  gives for its small-lenet.
+* small-fc on 7x7 MNIST with two hidden layers of 64:
+  ``Linear(49,64) - BN - ReLU - Linear(64,64) - BN - ReLU - Linear(64,10)``,
+  8 266 weights (``hidden`` sets the width: ``h^2 + 65 h + 10`` weights).
 """
 
 from __future__ import annotations
@@ -57,6 +69,8 @@ __all__ = [
     "tiny_fc",
     "small_fc",
     "small_lenet",
+    "small_lenet_mnist",
+    "small_fc_mnist",
     "make_model",
     "trainable",
     "n_weights",
@@ -321,6 +335,41 @@ def small_lenet(key: PRNGKeyArray, *, in_shape: Sequence[int] = (1, 8, 8), n_cla
         Linear(fc, n_classes, key=k[3], dtype=dtype),
     )
     return Sequential(layers, "small-lenet")
+
+
+def small_lenet_mnist(key: PRNGKeyArray, *, n_classes: int = 10, channels=(8, 16), fc: int = 128,
+                      dropout: float = 0.1, dtype=jnp.float32) -> Sequential:
+    """small-lenet at the paper's scale for 28x28 MNIST ``(B, 1, 28, 28)``: 13 338 weights.
+
+    ``Conv(1,8,5) - BN - ReLU - MaxPool3 - Drop - Conv(8,16,5) - BN - ReLU -
+    MaxPool2 - Drop - Linear(64,128) - BN - ReLU - Drop - Linear(128,n_classes)``
+    (5x5 kernels, no padding; spatial size 28 -> 24 -> 8 -> 4 -> 2).
+    """
+    n_classes = _check_int(n_classes, "n_classes")
+    if not (0.0 <= dropout < 1.0):
+        raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+    c1, c2 = (_check_int(v, "channels") for v in channels)
+    fc = _check_int(fc, "fc")
+    k = _split(key, 4)
+    layers = (
+        Conv2d(1, c1, 5, 0, key=k[0], dtype=dtype), BatchNorm(c1, dtype=dtype), ReLU(), MaxPool2d(3),
+        Dropout(dropout),
+        Conv2d(c1, c2, 5, 0, key=k[1], dtype=dtype), BatchNorm(c2, dtype=dtype), ReLU(), MaxPool2d(2),
+        Dropout(dropout),
+        Flatten(),
+        Linear(c2 * 2 * 2, fc, key=k[2], dtype=dtype), BatchNorm(fc, dtype=dtype), ReLU(), Dropout(dropout),
+        Linear(fc, n_classes, key=k[3], dtype=dtype),
+    )
+    return Sequential(layers, "small-lenet-mnist")
+
+
+def small_fc_mnist(key: PRNGKeyArray, *, hidden: int = 64, n_in: int = 49, n_classes: int = 10,
+                   dtype=jnp.float32) -> Sequential:
+    """small-fc at the paper's scale for 7x7 MNIST (``n_in = 49``): two hidden layers of ``hidden``,
+    ``Linear(49,h) - BN - ReLU - Linear(h,h) - BN - ReLU - Linear(h,10)``, ``h^2 + 65 h + 10``
+    weights (8 266 for ``h = 64``)."""
+    h = _check_int(hidden, "hidden")
+    return _fc(n_in, (h, h), n_classes, key, dtype, "small-fc-mnist", True)
 
 
 def make_model(name: str, key: PRNGKeyArray, *, image_shape: Sequence[int], n_classes: int,
