@@ -71,6 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _noise
+from ._options import Checkpoint, SaveAt, merge_options
 from ._problem import FORMS, AbstractProblem
 from ._segments import plan_segments, saves_per_segment
 from ._solvers import SOLVER_NAMES, AbstractSolver, Diffrax, as_solver
@@ -84,7 +85,7 @@ from ._validate import (
     check_save_every,
 )
 
-__all__ = ["Ensemble", "simulate", "METHODS", "default_divergence_bound"]
+__all__ = ["Ensemble", "simulate", "METHODS", "default_divergence_bound", "SaveAt", "Checkpoint"]
 
 METHODS = tuple(SOLVER_NAMES)  # the config file's method strings
 
@@ -889,6 +890,8 @@ def simulate(
     process_index: Optional[int] = None,
     process_count: Optional[int] = None,
     divergence_bound: Optional[float] = None,
+    save_at: Optional[SaveAt] = None,
+    checkpoint: Optional[Checkpoint] = None,
 ) -> Ensemble:
     """Integrate an ensemble of independent particles of ``problem``'s SDE.
 
@@ -948,18 +951,26 @@ def simulate(
             :func:`default_divergence_bound` of ``dtype`` (``2^44`` float32,
             ``2^492`` float64: pooled second moments of fewer than ``2^38``
             values cannot overflow); ``float("inf")`` flags only NaN and inf.
+        save_at: an :class:`sdesim.SaveAt` instead of ``save_every``, ``burn_in``,
+            ``keep``, ``stats_bins``, ``stats_box`` (``SaveAt(every, burn_in, keep,
+            stats_bins, stats_box)``, in the manner of ``diffrax.SaveAt``).
+        checkpoint: an :class:`sdesim.Checkpoint` instead of ``checkpoint_every``,
+            ``on_piece``, ``resume`` (``Checkpoint(every, on_piece, resume)``).
+            The keywords are the simple path; giving a keyword together with
+            the option object that holds it raises ``ValueError``.
 
     Returns:
         :class:`Ensemble` with ``x (n_saved, n_particles, dim)``.
     """
-    plan = _plan_run(
-        problem, beta_inv=beta_inv, n_particles=n_particles, n_steps=n_steps, dt=dt, seed=seed, x0=x0, form=form,
+    given = dict(
+        beta_inv=beta_inv, n_particles=n_particles, n_steps=n_steps, dt=dt, seed=seed, x0=x0, form=form,
         save_every=save_every, burn_in=burn_in, method=method, dtype=dtype, chunk_size=chunk_size,
         block_size=block_size, progress=progress, solver=solver, adaptive=adaptive,
         checkpoint_every=checkpoint_every, out_array=out_array, on_piece=on_piece, resume=resume, keep=keep,
         stats_bins=stats_bins, stats_box=stats_box, devices=devices, process_index=process_index,
         process_count=process_count, divergence_bound=divergence_bound,
     )
+    plan = _plan_run(problem, **merge_options(given, save_at=save_at, checkpoint=checkpoint))
     if plan.diffrax is not None:
         return _simulate_diffrax(plan)
     sink = _TrajectorySink(plan) if plan.reduce is None else _StatsSink(plan)
