@@ -422,7 +422,7 @@ def compiled_cache_size() -> int:
 
 
 # ---------------------------------------------------------------------------
-# public entry point
+# the run plan: every argument validated and resolved before work starts
 # ---------------------------------------------------------------------------
 
 
@@ -690,6 +690,11 @@ class _Progress:
         self.stream.flush()
 
 
+# ---------------------------------------------------------------------------
+# sinks (where kept pieces go) and the loop over pieces
+# ---------------------------------------------------------------------------
+
+
 class _PieceOutput(NamedTuple):
     """What one kept piece of particles ``[start, stop)`` produced: snapshots ``k .. k + n_out`` or their statistics."""
 
@@ -803,11 +808,10 @@ def _resume_action(resume: Optional[dict], chunk: _Chunk, ip: int) -> str:
     return "restore" if ip == resume["piece"] else "run"
 
 
-def _run_piece(plan: _RunPlan, keys, chunk: _Chunk, piece: _Piece, sink, clock: dict) -> None:
+def _run_piece(plan: _RunPlan, keys, params, chunk: _Chunk, piece: _Piece, sink, clock: dict) -> None:
     """One compiled call: advance ``chunk`` by ``piece``; its snapshots (or statistics) go to ``sink``."""
-    params = plan.params(piece.keep)
     step0, every = jnp.int32(chunk.step), jnp.int32(piece.every)
-    args = (plan.problem, chunk.x, chunk.pidx, keys, step0, params, every)
+    args = (plan.problem, chunk.x, chunk.pidx, keys, step0, params[piece.keep], every)
     comp, c = _compiled_segment(*args, n_out=piece.n_out, **plan.static())
     clock["compile_s"] += c
     t0 = time.perf_counter()
@@ -828,7 +832,7 @@ def _run_pieces(plan: _RunPlan, sink) -> dict:
     progress is reported. Returns the compile and run seconds.
     """
     clock = dict(compile_s=0.0, run_s=0.0)
-    keys = plan.keys()
+    keys, params = plan.keys(), {keep: plan.params(keep) for keep in (True, False)}
     prog = _Progress(float(plan.n_particles) * plan.total_steps, plan.progress)
     done_ps = 0.0
     n_pieces = len(plan.pieces)
@@ -840,7 +844,7 @@ def _run_pieces(plan: _RunPlan, sink) -> dict:
         done_ps += chunk.m * piece.steps
         if action != "run":
             continue
-        _run_piece(plan, keys, chunk, piece, sink, clock)
+        _run_piece(plan, keys, params, chunk, piece, sink, clock)
         if plan.on_piece is not None:
             plan.on_piece(dict(chunk_start=chunk.start, piece=ip, n_pieces=n_pieces, x=np.asarray(chunk.x)[: chunk.m],
                                step=chunk.step, k=chunk.k,
@@ -858,6 +862,11 @@ def _simulate_diffrax(plan: _RunPlan) -> Ensemble:
         form=plan.form, save_every=plan.save_every, burn_in=plan.burn_in, dtype=plan.dtype, solver=solver,
         adaptive=adaptive, divergence_bound=plan.divergence_bound, particle_offset=plan.offset,
     )
+
+
+# ---------------------------------------------------------------------------
+# public entry point
+# ---------------------------------------------------------------------------
 
 
 def simulate(
