@@ -63,7 +63,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import equinox as eqx
 import jax
@@ -71,7 +71,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _noise
+from ._options import Checkpoint, SaveAt, merge_options
 from ._problem import FORMS, AbstractProblem
+from ._segments import plan_segments, saves_per_segment
 from ._solvers import SOLVER_NAMES, AbstractSolver, Diffrax, as_solver
 from ._validate import (
     check_divergence_bound,
@@ -83,7 +85,7 @@ from ._validate import (
     check_save_every,
 )
 
-__all__ = ["Ensemble", "simulate", "METHODS", "default_divergence_bound"]
+__all__ = ["Ensemble", "simulate", "METHODS", "default_divergence_bound", "SaveAt", "Checkpoint"]
 
 METHODS = tuple(SOLVER_NAMES)  # the config file's method strings
 
@@ -420,7 +422,7 @@ def compiled_cache_size() -> int:
 
 
 # ---------------------------------------------------------------------------
-# public entry point
+# the run plan: every argument validated and resolved before work starts
 # ---------------------------------------------------------------------------
 
 
@@ -463,18 +465,205 @@ def _resolve_dtype(dtype):
     return dt
 
 
-def _plan_segments(n_saves: int, bytes_per_save: int, cap: Optional[int] = None) -> list[int]:
-    """Split ``n_saves`` snapshots into segments whose buffer fits SEGMENT_BYTES (or ``cap``)."""
-    if cap is None:
-        cap = max(1, SEGMENT_BYTES // max(bytes_per_save, 1))
-    if n_saves <= cap:
-        return [n_saves]
-    # prefer equal segments (one compiled program) when a divisor is close to the cap
-    for seg in range(cap, max(cap // 4, 1) - 1, -1):
-        if n_saves % seg == 0:
-            return [seg] * (n_saves // seg)
-    full, rest = divmod(n_saves, cap)
-    return [cap] * full + ([rest] if rest else [])
+def _resolve_reduce(keep, stats_bins, stats_box, dim):
+    """``None`` for ``keep="trajectory"``; ``(bins, box)`` of the in-loop statistics for ``keep="stats"``."""
+    if keep not in ("trajectory", "stats"):
+        raise ValueError(f"keep: expected 'trajectory' or 'stats', got {keep!r}")
+    if keep == "trajectory":
+        return None
+    if stats_bins is None:
+        return (0, None)
+    bins = check_positive_int(stats_bins, "stats_bins")
+    box_arr = check_finite_array(stats_box, "stats_box", shape=(2, 2))
+    if np.any(box_arr[:, 1] <= box_arr[:, 0]):
+        raise ValueError("stats_box: expected [[x0, x1], [y0, y1]] with x0 < x1, y0 < y1")
+    if dim < 2:
+        raise ValueError("stats_bins: the histogram needs dim >= 2")
+    return (bins, tuple(tuple(float(v) for v in row) for row in box_arr))
+
+
+def _resolve_shards(devices, n_particles) -> int:
+    """Local devices the particle axis is sharded over (``None``: all, when each gets >= 1024 particles)."""
+    n_local = len(jax.local_devices())
+    if devices is None:
+        return n_local if n_local > 1 and n_particles >= 1024 * n_local else 1
+    n_shards = check_positive_int(devices, "devices")
+    if n_shards > n_local:
+        raise ValueError(f"devices: {n_shards} requested, {n_local} available")
+    return n_shards
+
+
+def _process_share(process_index, process_count, n_particles) -> tuple[int, int]:
+    """``(offset, count)``: this process's slice ``[i n / P, (i+1) n / P)`` of the global particles."""
+    pc = jax.process_count() if process_count is None else check_positive_int(process_count, "process_count")
+    pi = jax.process_index() if process_index is None else check_nonneg_int(process_index, "process_index")
+    if pi >= pc:
+        raise ValueError(f"process_index: must be < process_count={pc}, got {pi}")
+    offset = pi * n_particles // pc
+    if pc == 1:
+        return offset, n_particles
+    count = (pi + 1) * n_particles // pc - offset
+    if count == 0:
+        raise ValueError(f"n_particles: {count} particles cannot be split over {pc} processes")
+    return offset, count
+
+
+class _Piece(NamedTuple):
+    """One compiled call: ``n_out`` snapshots ``every`` steps apart, kept (``keep``) or not (burn-in)."""
+
+    n_out: int
+    every: int
+    keep: bool
+
+    @property
+    def steps(self) -> int:
+        return self.n_out * self.every
+
+
+def _plan_pieces(burn_in, n_steps, save_every, bytes_per_save, checkpoint_every) -> tuple[_Piece, ...]:
+    """The run cut into pieces, each one compiled call (:func:`sdesim._segments.plan_segments`).
+
+    Burn-in pieces keep nothing; saving pieces keep their ``n_out`` snapshots.
+    ``checkpoint_every`` (steps) bounds the length of a piece so that progress
+    and checkpoints happen at least that often. Equal-length pieces are
+    preferred so one compiled program serves them all.
+    """
+    ce = checkpoint_every
+    pieces = [_Piece(1, n, False) for n in plan_segments(burn_in, ce or burn_in, equal=False)] if burn_in else []
+    if save_every is None:  # one snapshot, at the end of the last piece
+        cut = plan_segments(n_steps, ce or n_steps, equal=False)
+        return tuple(pieces + [_Piece(1, n, i == len(cut) - 1) for i, n in enumerate(cut)])
+    cap = saves_per_segment(bytes_per_save, SEGMENT_BYTES)
+    if ce:
+        cap = min(cap, max(1, ce // save_every))
+    return tuple(pieces + [_Piece(seg, save_every, True) for seg in plan_segments(n_steps // save_every, cap)])
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunPlan:
+    """Everything :func:`simulate` does, validated and resolved before any work starts.
+
+    ``n_particles`` and ``x_init`` are this process's share (from
+    ``offset``); ``pieces`` is the cut of one particle chunk's run (burn-in and
+    saving pieces); ``reduce`` is ``None`` (keep snapshots) or ``(bins, box)``
+    (in-loop statistics). ``diffrax`` holds ``(solver, adaptive)`` for the
+    diffrax path, which uses no pieces.
+    """
+
+    problem: AbstractProblem
+    solver: AbstractSolver
+    form: str
+    beta_inv: float
+    dt: float
+    seed: int
+    n_steps: int
+    burn_in: int
+    save_every: Optional[int]
+    dtype: Any
+    divergence_bound: float
+    reduce: Optional[tuple]
+    x_init: Any
+    n_particles: int
+    offset: int
+    chunk: int
+    block: int
+    n_shards: int
+    pieces: tuple
+    progress: Any
+    on_piece: Optional[Callable]
+    resume: Optional[dict]
+    out_array: Any
+    diffrax: Optional[tuple]
+
+    @property
+    def every(self) -> int:
+        return self.save_every if self.save_every is not None else self.n_steps
+
+    @property
+    def n_saves(self) -> int:
+        return self.n_steps // self.every
+
+    @property
+    def total_steps(self) -> int:
+        return self.burn_in + self.n_steps
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Step index of every snapshot."""
+        return self.burn_in + self.every * np.arange(1, self.n_saves + 1)
+
+    def static(self) -> dict:
+        """The compiled segment's static arguments (all but ``n_out``)."""
+        return dict(form=self.form, method=self.solver, block=self.block, dtype=self.dtype, reduce=self.reduce,
+                    n_shards=self.n_shards)
+
+    def params(self, keep: bool):
+        """``(beta_inv, dt, sqrt(2 beta_inv dt), bound)`` in the run's dtype, rounded from float64.
+
+        The bound is capped at ``finfo.max`` so that +-inf fails ``|x| <= bound``,
+        and is +inf in pieces that keep nothing (nothing is marked there).
+        """
+        bound = min(self.divergence_bound, float(np.finfo(self.dtype).max)) if keep else np.inf
+        scale = np.sqrt(2.0 * self.beta_inv * self.dt)
+        return jnp.asarray(np.array([self.beta_inv, self.dt, scale, bound], np.float64).astype(self.dtype))
+
+    def keys(self):
+        stream = _noise.RADEMACHER_STREAM if self.solver.stream == "two_point" else _noise.GAUSSIAN_STREAM
+        return _noise.stream_keys(self.seed, self.problem.diffusion.noise_dim, stream)
+
+
+def _plan_run(problem, *, beta_inv, n_particles, n_steps, dt, seed, x0, form, save_every, burn_in, method, dtype,
+              chunk_size, block_size, progress, solver, adaptive, checkpoint_every, out_array, on_piece, resume,
+              keep, stats_bins, stats_box, devices, process_index, process_count, divergence_bound) -> _RunPlan:
+    """Validate every argument of :func:`simulate` (one ``ValueError`` naming it) and resolve the run."""
+    method = _check_problem(problem, form, method)
+    beta_inv = check_positive(beta_inv, "beta_inv")
+    n_particles = check_positive_int(n_particles, "n_particles")
+    n_steps = check_positive_int(n_steps, "n_steps")
+    dt = check_positive(dt, "dt")
+    seed = check_nonneg_int(seed, "seed")
+    burn_in = check_nonneg_int(burn_in, "burn_in")
+    if save_every is not None:
+        save_every = check_save_every(save_every, n_steps)
+    if chunk_size is not None:
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
+    if n_particles >= _noise.UINT32_LIMIT:
+        raise ValueError(f"n_particles: the noise counter is uint32, expected < 2**32, got {n_particles}")
+    if burn_in + n_steps >= 2**31:
+        raise ValueError(f"n_steps: burn_in + n_steps must be < 2**31, got {burn_in + n_steps}")
+    block_given = check_positive_int(block_size, "block_size") if block_size is not None else None
+    reduce = _resolve_reduce(keep, stats_bins, stats_box, problem.dim)
+    n_shards = _resolve_shards(devices, n_particles)
+    if checkpoint_every is not None:
+        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    dtype = _resolve_dtype(dtype)
+    bound = default_divergence_bound(dtype) if divergence_bound is None else check_divergence_bound(divergence_bound)
+    dim = problem.dim
+    x_init = _initial_state(x0, n_particles, dim, dtype)
+    offset, n_local = _process_share(process_index, process_count, n_particles)
+    x_init = x_init[offset : offset + n_local] if n_local < n_particles else x_init
+    diffrax_ = None
+    if isinstance(method, Diffrax):
+        _refuse_loop_options(keep=keep, checkpoint_every=checkpoint_every, resume=resume, chunk_size=chunk_size,
+                             block_size=block_given, devices=devices, out_array=out_array, on_piece=on_piece,
+                             progress=progress)
+        diffrax_ = (method.solver if solver is None else solver, method.adaptive or adaptive)
+    elif solver is not None or adaptive:
+        raise ValueError("solver: only for method='diffrax' (or sdesim.Diffrax(solver, adaptive)); "
+                         f"got a solver with method={method.name!r}")
+    if progress and checkpoint_every is None:  # ~20 progress updates (pieces differ only in length)
+        checkpoint_every = max(1, (burn_in + n_steps) // 20)
+    chunk = n_local if chunk_size is None else min(chunk_size, n_local)
+    pieces = () if diffrax_ else _plan_pieces(burn_in, n_steps, save_every, chunk * dim * dtype.itemsize,
+                                              checkpoint_every)
+    return _RunPlan(
+        problem=problem, solver=method, form=form, beta_inv=beta_inv, dt=dt, seed=seed, n_steps=n_steps,
+        burn_in=burn_in, save_every=save_every, dtype=dtype, divergence_bound=bound, reduce=reduce,
+        x_init=x_init, n_particles=n_local, offset=offset, chunk=chunk,
+        block=block_given if block_given is not None else default_block_size(dim, dtype.itemsize),
+        n_shards=n_shards, pieces=pieces, progress=progress, on_piece=on_piece, resume=resume,
+        out_array=out_array, diffrax=diffrax_,
+    )
 
 
 class _Progress:
@@ -499,6 +688,185 @@ class _Progress:
         if frac >= 1:
             self.stream.write("\n")
         self.stream.flush()
+
+
+# ---------------------------------------------------------------------------
+# sinks (where kept pieces go) and the loop over pieces
+# ---------------------------------------------------------------------------
+
+
+class _PieceOutput(NamedTuple):
+    """What one kept piece of particles ``[start, stop)`` produced: snapshots ``k .. k + n_out`` or their statistics."""
+
+    start: int
+    stop: int
+    k: int
+    n_out: int
+    payload: Any
+
+
+class _TrajectorySink:
+    """Keeps every snapshot in ``x (n_saves, n_particles, dim)``: a new array, or the caller's ``out_array``."""
+
+    def __init__(self, plan: _RunPlan):
+        shape = (plan.n_saves, plan.n_particles, plan.problem.dim)
+        if plan.out_array is None:
+            self.x = np.empty(shape, dtype=plan.dtype)
+        elif tuple(plan.out_array.shape) != shape:
+            raise ValueError(f"out_array: expected shape {shape}, got {plan.out_array.shape}")
+        else:
+            self.x = plan.out_array
+        self.steps = plan.steps
+
+    def write(self, out: _PieceOutput) -> None:
+        self.x[out.k : out.k + out.n_out, out.start : out.stop] = np.asarray(out.payload)[:, : out.stop - out.start]
+
+    def finish(self) -> dict:
+        """The result's ``x``, ``stats`` (None), ``finite`` and ``diverged_step``."""
+        finite, div_step = _divergence_report(np.asarray(self.x), self.steps)
+        return dict(x=self.x, stats=None, finite=finite, diverged_step=div_step)
+
+
+class _StatsSink:
+    """Pools the in-loop statistics of every snapshot (float64 sums on the host); keeps no snapshot."""
+
+    def __init__(self, plan: _RunPlan):
+        dim = plan.problem.dim
+        self.bins, self.box = plan.reduce
+        self.acc = {"n": 0.0, "s1": np.zeros(dim), "s2": np.zeros((dim, dim))}
+        if self.bins:
+            self.acc["hist"] = np.zeros((self.bins, self.bins), np.int64)
+        self.bad = np.full((plan.n_particles,), -1, np.int64)  # first diverged step, -1: never
+
+    def write(self, out: _PieceOutput) -> None:
+        st = jax.tree_util.tree_map(np.asarray, out.payload)
+        for key in self.acc:
+            self.acc[key] = self.acc[key] + st[key].astype(np.float64 if key != "hist" else np.int64)
+        old = self.bad[out.start : out.stop]
+        self.bad[out.start : out.stop] = np.where(old < 0, st["bad"][: out.stop - out.start], old)
+
+    def finish(self) -> dict:
+        """The result's ``x`` (None), ``stats`` (count, mean, covariance, histogram), ``finite``, ``diverged_step``."""
+        acc = self.acc
+        nn = max(acc["n"], 1.0)
+        mean = acc["s1"] / nn
+        cov = (acc["s2"] - nn * np.outer(mean, mean)) / max(nn - 1.0, 1.0)
+        stats = dict(n=acc["n"], mean=mean, cov=cov, hist=acc.get("hist"), box=self.box, bins=self.bins or None)
+        return dict(x=None, stats=stats, finite=self.bad < 0, diverged_step=self.bad)
+
+
+@dataclasses.dataclass
+class _Chunk:
+    """The particles ``[start, stop)`` of this process in flight: state, step, snapshots kept so far.
+
+    The state is padded with NaN particles to a multiple of the device count
+    (``pidx`` covers the padding; its rows are sliced off on the way out).
+    """
+
+    start: int
+    stop: int
+    pidx: Any
+    x: Any
+    step: int = 0
+    k: int = 0
+
+    @classmethod
+    def begin(cls, plan: _RunPlan, start: int) -> "_Chunk":
+        stop = min(start + plan.chunk, plan.n_particles)
+        m_pad = -(-(stop - start) // plan.n_shards) * plan.n_shards
+        pidx = jnp.arange(plan.offset + start, plan.offset + start + m_pad, dtype=jnp.uint32)
+        return cls(start, stop, pidx, cls._padded(plan.x_init[start:stop], m_pad))
+
+    @staticmethod
+    def _padded(x, m_pad):
+        return jnp.pad(x, ((0, m_pad - x.shape[0]), (0, 0)), constant_values=jnp.nan) if m_pad > x.shape[0] else x
+
+    @property
+    def m(self) -> int:
+        return self.stop - self.start
+
+    def restore(self, resume: dict, dtype) -> None:
+        """The state at the end of the checkpointed piece (the ``on_piece`` dict ``resume``)."""
+        self.x = self._padded(jnp.asarray(resume["x"], dtype), self.pidx.shape[0])
+        self.step, self.k = int(resume["step"]), int(resume["k"])
+
+
+def _schedule(plan: _RunPlan):
+    """Every ``(chunk, piece index)`` in run order, a new :class:`_Chunk` at each chunk's first piece."""
+    for start in range(0, plan.n_particles, plan.chunk):
+        chunk = _Chunk.begin(plan, start)
+        for ip in range(len(plan.pieces)):
+            yield chunk, ip
+
+
+def _resume_action(resume: Optional[dict], chunk: _Chunk, ip: int) -> str:
+    """``"run"`` the piece, ``"skip"`` it (done before the checkpoint), or ``"restore"`` (its checkpoint)."""
+    if resume is None or chunk.start > resume["chunk_start"]:
+        return "run"
+    if chunk.start < resume["chunk_start"] or ip < resume["piece"]:
+        return "skip"
+    return "restore" if ip == resume["piece"] else "run"
+
+
+def _run_piece(plan: _RunPlan, keys, params, chunk: _Chunk, piece: _Piece, sink, clock: dict) -> None:
+    """One compiled call: advance ``chunk`` by ``piece``; its snapshots (or statistics) go to ``sink``."""
+    step0, every = jnp.int32(chunk.step), jnp.int32(piece.every)
+    args = (plan.problem, chunk.x, chunk.pidx, keys, step0, params[piece.keep], every)
+    comp, c = _compiled_segment(*args, n_out=piece.n_out, **plan.static())
+    clock["compile_s"] += c
+    t0 = time.perf_counter()
+    chunk.x, payload = comp(*args)
+    if piece.keep:
+        sink.write(_PieceOutput(chunk.start, chunk.stop, chunk.k, piece.n_out, payload))
+        chunk.k += piece.n_out
+    else:
+        chunk.x.block_until_ready()
+    clock["run_s"] += time.perf_counter() - t0
+    chunk.step += piece.steps
+
+
+def _run_pieces(plan: _RunPlan, sink) -> dict:
+    """The one loop: every piece of every particle chunk, resumed after ``plan.resume``.
+
+    After each piece that runs, ``on_piece`` gets what a checkpoint needs and
+    progress is reported. Returns the compile and run seconds.
+    """
+    clock = dict(compile_s=0.0, run_s=0.0)
+    keys, params = plan.keys(), {keep: plan.params(keep) for keep in (True, False)}
+    prog = _Progress(float(plan.n_particles) * plan.total_steps, plan.progress)
+    done_ps = 0.0
+    n_pieces = len(plan.pieces)
+    for chunk, ip in _schedule(plan):
+        piece = plan.pieces[ip]
+        action = _resume_action(plan.resume, chunk, ip)
+        if action == "restore":
+            chunk.restore(plan.resume, plan.dtype)
+        done_ps += chunk.m * piece.steps
+        if action != "run":
+            continue
+        _run_piece(plan, keys, params, chunk, piece, sink, clock)
+        if plan.on_piece is not None:
+            plan.on_piece(dict(chunk_start=chunk.start, piece=ip, n_pieces=n_pieces, x=np.asarray(chunk.x)[: chunk.m],
+                               step=chunk.step, k=chunk.k,
+                               last=(chunk.stop == plan.n_particles and ip == n_pieces - 1)))
+        prog(done_ps)
+    return clock
+
+
+def _simulate_diffrax(plan: _RunPlan) -> Ensemble:
+    from ._diffrax_path import simulate_diffrax
+
+    solver, adaptive = plan.diffrax
+    return simulate_diffrax(
+        plan.problem, plan.x_init, beta_inv=plan.beta_inv, n_steps=plan.n_steps, dt=plan.dt, seed=plan.seed,
+        form=plan.form, save_every=plan.save_every, burn_in=plan.burn_in, dtype=plan.dtype, solver=solver,
+        adaptive=adaptive, divergence_bound=plan.divergence_bound, particle_offset=plan.offset,
+    )
+
+
+# ---------------------------------------------------------------------------
+# public entry point
+# ---------------------------------------------------------------------------
 
 
 def simulate(
@@ -531,6 +899,8 @@ def simulate(
     process_index: Optional[int] = None,
     process_count: Optional[int] = None,
     divergence_bound: Optional[float] = None,
+    save_at: Optional[SaveAt] = None,
+    checkpoint: Optional[Checkpoint] = None,
 ) -> Ensemble:
     """Integrate an ensemble of independent particles of ``problem``'s SDE.
 
@@ -590,222 +960,37 @@ def simulate(
             :func:`default_divergence_bound` of ``dtype`` (``2^44`` float32,
             ``2^492`` float64: pooled second moments of fewer than ``2^38``
             values cannot overflow); ``float("inf")`` flags only NaN and inf.
+        save_at: an :class:`sdesim.SaveAt` instead of ``save_every``, ``burn_in``,
+            ``keep``, ``stats_bins``, ``stats_box`` (``SaveAt(every, burn_in, keep,
+            stats_bins, stats_box)``, in the manner of ``diffrax.SaveAt``).
+        checkpoint: an :class:`sdesim.Checkpoint` instead of ``checkpoint_every``,
+            ``on_piece``, ``resume`` (``Checkpoint(every, on_piece, resume)``).
+            The keywords are the simple path; giving a keyword together with
+            the option object that holds it raises ``ValueError``.
 
     Returns:
         :class:`Ensemble` with ``x (n_saved, n_particles, dim)``.
     """
-    method = _check_problem(problem, form, method)
-    beta_inv = check_positive(beta_inv, "beta_inv")
-    n_particles = check_positive_int(n_particles, "n_particles")
-    n_steps = check_positive_int(n_steps, "n_steps")
-    dt = check_positive(dt, "dt")
-    seed = check_nonneg_int(seed, "seed")
-    burn_in = check_nonneg_int(burn_in, "burn_in")
-    if save_every is not None:
-        save_every = check_save_every(save_every, n_steps)
-    if chunk_size is not None:
-        chunk_size = check_positive_int(chunk_size, "chunk_size")
-    if n_particles >= _noise.UINT32_LIMIT:
-        raise ValueError(f"n_particles: the noise counter is uint32, expected < 2**32, got {n_particles}")
-    if burn_in + n_steps >= 2**31:
-        raise ValueError(f"n_steps: burn_in + n_steps must be < 2**31, got {burn_in + n_steps}")
-    block_size = check_positive_int(block_size, "block_size") if block_size is not None else None
-    block_given = block_size
-    if keep not in ("trajectory", "stats"):
-        raise ValueError(f"keep: expected 'trajectory' or 'stats', got {keep!r}")
-    reduce = None
-    if keep == "stats":
-        bins = 0
-        box = None
-        if stats_bins is not None:
-            bins = check_positive_int(stats_bins, "stats_bins")
-            box_arr = check_finite_array(stats_box, "stats_box", shape=(2, 2))
-            if np.any(box_arr[:, 1] <= box_arr[:, 0]):
-                raise ValueError("stats_box: expected [[x0, x1], [y0, y1]] with x0 < x1, y0 < y1")
-            if problem.dim < 2:
-                raise ValueError("stats_bins: the histogram needs dim >= 2")
-            box = tuple(tuple(float(v) for v in row) for row in box_arr)
-        reduce = (bins, box)
-    n_local = len(jax.local_devices())
-    if devices is None:
-        n_shards = n_local if n_local > 1 and n_particles >= 1024 * n_local else 1
-    else:
-        n_shards = check_positive_int(devices, "devices")
-        if n_shards > n_local:
-            raise ValueError(f"devices: {n_shards} requested, {n_local} available")
-    if checkpoint_every is not None:
-        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-    dtype = _resolve_dtype(dtype)
-    if divergence_bound is None:
-        divergence_bound = default_divergence_bound(dtype)
-    else:
-        divergence_bound = check_divergence_bound(divergence_bound)
-    dim = problem.dim
-    if block_size is None:
-        block_size = default_block_size(dim, dtype.itemsize)
-    x_init = _initial_state(x0, n_particles, dim, dtype)
-    pc = jax.process_count() if process_count is None else check_positive_int(process_count, "process_count")
-    pi = jax.process_index() if process_index is None else check_nonneg_int(process_index, "process_index")
-    if pi >= pc:
-        raise ValueError(f"process_index: must be < process_count={pc}, got {pi}")
-    offset = pi * n_particles // pc
-    if pc > 1:
-        hi = (pi + 1) * n_particles // pc
-        x_init = x_init[offset:hi]
-        n_particles = hi - offset
-        if n_particles == 0:
-            raise ValueError(f"n_particles: {n_particles} particles cannot be split over {pc} processes")
-
-    if isinstance(method, Diffrax):
-        from ._diffrax_path import simulate_diffrax
-
-        _refuse_loop_options(keep=keep, checkpoint_every=checkpoint_every, resume=resume, chunk_size=chunk_size,
-                             block_size=block_given, devices=devices, out_array=out_array, on_piece=on_piece,
-                             progress=progress)
-        return simulate_diffrax(
-            problem, x_init, beta_inv=beta_inv, n_steps=n_steps, dt=dt, seed=seed, form=form,
-            save_every=save_every, burn_in=burn_in, dtype=dtype, solver=method.solver if solver is None else solver,
-            adaptive=method.adaptive or adaptive, divergence_bound=divergence_bound, particle_offset=offset,
-        )
-    if solver is not None or adaptive:
-        raise ValueError("solver: only for method='diffrax' (or sdesim.Diffrax(solver, adaptive)); "
-                         f"got a solver with method={method.name!r}")
-
-    every = save_every if save_every is not None else n_steps
-    n_saves = n_steps // every
-    if progress and checkpoint_every is None:  # ~20 progress updates (pieces differ only in length)
-        checkpoint_every = max(1, (burn_in + n_steps) // 20)
-    chunk = n_particles if chunk_size is None else min(chunk_size, n_particles)
-    pieces = _plan_pieces(burn_in, n_steps, save_every, chunk * dim * dtype.itemsize, checkpoint_every)
-    total_steps = burn_in + n_steps
-    prog = _Progress(float(n_particles) * total_steps, progress)
-
-    if keep == "stats":
-        x_out = None
-        acc = {"n": 0.0, "s1": np.zeros(dim), "s2": np.zeros((dim, dim))}
-        if reduce[0]:
-            acc["hist"] = np.zeros((reduce[0], reduce[0]), np.int64)
-        bad_all = np.full((n_particles,), -1, np.int64)
-    elif out_array is None:
-        x_out = np.empty((n_saves, n_particles, dim), dtype=dtype)
-    else:
-        if tuple(out_array.shape) != (n_saves, n_particles, dim):
-            raise ValueError(f"out_array: expected shape {(n_saves, n_particles, dim)}, got {out_array.shape}")
-        x_out = out_array
-    static = dict(form=form, method=method, block=block_size, dtype=dtype, reduce=reduce, n_shards=n_shards)
-    # the bound, capped at finfo.max so that +-inf fails |x| <= bound; +inf where nothing is kept
-    bound = min(divergence_bound, float(np.finfo(dtype).max))
-    params_of = {
-        keep_: jnp.asarray(np.array([beta_inv, dt, np.sqrt(2.0 * beta_inv * dt), b_], np.float64).astype(dtype))
-        for keep_, b_ in ((True, bound), (False, np.inf))
-    }
-    stream = _noise.RADEMACHER_STREAM if method.stream == "two_point" else _noise.GAUSSIAN_STREAM
-    keys = _noise.stream_keys(seed, problem.diffusion.noise_dim, stream)
-    compile_s = 0.0
-    run_s = 0.0
-    done_ps = 0.0
-    r_chunk, r_piece = (resume["chunk_start"], resume["piece"]) if resume else (0, -1)
-    for start in range(0, n_particles, chunk):
-        stop = min(start + chunk, n_particles)
-        if start < r_chunk:
-            done_ps += (stop - start) * total_steps
-            continue
-        m = stop - start
-        m_pad = -(-m // n_shards) * n_shards
-        pidx = jnp.arange(offset + start, offset + start + m_pad, dtype=jnp.uint32)
-        x = x_init[start:stop]
-        if m_pad > m:
-            x = jnp.pad(x, ((0, m_pad - m), (0, 0)), constant_values=jnp.nan)
-        step, k = 0, 0
-        for ip, (n_out, ev, keep_piece) in enumerate(pieces):
-            if start == r_chunk and ip <= r_piece:
-                if ip == r_piece:  # state at the end of the checkpointed piece
-                    x = jnp.asarray(resume["x"], dtype)
-                    if m_pad > m:
-                        x = jnp.pad(x, ((0, m_pad - m), (0, 0)), constant_values=jnp.nan)
-                    step, k = int(resume["step"]), int(resume["k"])
-                done_ps += m * n_out * ev
-                continue
-            params = params_of[keep_piece]
-            comp, c = _compiled_segment(
-                problem, x, pidx, keys, jnp.int32(step), params, jnp.int32(ev), n_out=n_out, **static
-            )
-            compile_s += c
-            t0 = time.perf_counter()
-            x, payload = comp(problem, x, pidx, keys, jnp.int32(step), params, jnp.int32(ev))
-            if keep_piece and reduce is None:
-                x_out[k : k + n_out, start:stop] = np.asarray(payload)[:, :m]
-            elif keep_piece:
-                st = jax.tree_util.tree_map(np.asarray, payload)
-                for key_ in acc:
-                    acc[key_] = acc[key_] + st[key_].astype(np.float64 if key_ != "hist" else np.int64)
-                b = st["bad"][:m]
-                sl = bad_all[start:stop]
-                bad_all[start:stop] = np.where(sl < 0, b, sl)
-            else:
-                x.block_until_ready()
-            if keep_piece:
-                k += n_out
-            run_s += time.perf_counter() - t0
-            step += n_out * ev
-            done_ps += m * n_out * ev
-            if on_piece is not None:
-                on_piece(dict(chunk_start=start, piece=ip, n_pieces=len(pieces), x=np.asarray(x)[:m],
-                              step=step, k=k, last=(stop == n_particles and ip == len(pieces) - 1)))
-            prog(done_ps)
-
-    steps = burn_in + every * np.arange(1, n_saves + 1)
-    stats = None
-    if keep == "stats":
-        finite = bad_all < 0
-        div_step = bad_all
-        nn = max(acc["n"], 1.0)
-        mean = acc["s1"] / nn
-        cov = (acc["s2"] - nn * np.outer(mean, mean)) / max(nn - 1.0, 1.0)
-        stats = dict(n=acc["n"], mean=mean, cov=cov, hist=acc.get("hist"),
-                     box=reduce[1], bins=reduce[0] or None)
-    else:
-        finite, div_step = _divergence_report(np.asarray(x_out), steps)
-    return Ensemble(
-        x=x_out, t=steps * dt, step=steps, finite=finite, diverged_step=div_step, dt=dt,
-        beta_inv=beta_inv, form=form, method=method.name, seed=seed, burn_in=burn_in,
-        save_every=save_every, compile_s=compile_s, run_s=run_s, n_steps_total=total_steps,
-        stats=stats, particle_offset=offset, divergence_bound=divergence_bound,
+    given = dict(
+        beta_inv=beta_inv, n_particles=n_particles, n_steps=n_steps, dt=dt, seed=seed, x0=x0, form=form,
+        save_every=save_every, burn_in=burn_in, method=method, dtype=dtype, chunk_size=chunk_size,
+        block_size=block_size, progress=progress, solver=solver, adaptive=adaptive,
+        checkpoint_every=checkpoint_every, out_array=out_array, on_piece=on_piece, resume=resume, keep=keep,
+        stats_bins=stats_bins, stats_box=stats_box, devices=devices, process_index=process_index,
+        process_count=process_count, divergence_bound=divergence_bound,
     )
-
-
-def _plan_pieces(burn_in, n_steps, save_every, bytes_per_save, checkpoint_every):
-    """The run cut into pieces ``(n_out, every, keep)``, each one compiled call.
-
-    Burn-in pieces keep nothing; saving pieces keep their ``n_out`` snapshots.
-    ``checkpoint_every`` (steps) bounds the length of a piece so that progress
-    and checkpoints happen at least that often. Equal-length pieces are
-    preferred so one compiled program serves them all.
-    """
-    ce = checkpoint_every
-    pieces = []
-    if burn_in:
-        if ce and ce < burn_in:
-            full, rest = divmod(burn_in, ce)
-            pieces += [(1, ce, False)] * full + ([(1, rest, False)] if rest else [])
-        else:
-            pieces.append((1, burn_in, False))
-    if save_every is None:
-        if ce and ce < n_steps:
-            full, rest = divmod(n_steps, ce)
-            if rest:
-                pieces += [(1, ce, False)] * full + [(1, rest, True)]
-            else:
-                pieces += [(1, ce, False)] * (full - 1) + [(1, ce, True)]
-        else:
-            pieces.append((1, n_steps, True))
-        return pieces
-    n_saves = n_steps // save_every
-    cap = max(1, SEGMENT_BYTES // max(bytes_per_save, 1))
-    if ce:
-        cap = min(cap, max(1, ce // save_every))
-    pieces += [(seg, save_every, True) for seg in _plan_segments(n_saves, bytes_per_save, cap)]
-    return pieces
+    plan = _plan_run(problem, **merge_options(given, save_at=save_at, checkpoint=checkpoint))
+    if plan.diffrax is not None:
+        return _simulate_diffrax(plan)
+    sink = _TrajectorySink(plan) if plan.reduce is None else _StatsSink(plan)
+    clock = _run_pieces(plan, sink)
+    steps = plan.steps
+    return Ensemble(
+        **sink.finish(), t=steps * plan.dt, step=steps, dt=plan.dt, beta_inv=plan.beta_inv, form=plan.form,
+        method=plan.solver.name, seed=plan.seed, burn_in=plan.burn_in, save_every=plan.save_every,
+        compile_s=clock["compile_s"], run_s=clock["run_s"], n_steps_total=plan.total_steps,
+        particle_offset=plan.offset, divergence_bound=plan.divergence_bound,
+    )
 
 
 def _mark_diverged(x_out: np.ndarray, bound: float) -> None:

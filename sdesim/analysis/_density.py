@@ -254,6 +254,238 @@ def _find_modes(logp, centers, threshold):
     return find_modes(logp, centers, min_log_ratio=threshold).position
 
 
+def _check_options(errors, n_boot, mode_threshold, mode_prominence) -> None:
+    if errors not in ("auto", "analytic", "multinomial", "bootstrap"):
+        raise ValueError(f"errors: expected 'auto', 'analytic' or 'bootstrap', got {errors!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ValueError(f"n_boot: expected an integer >= 2, got {n_boot!r}")
+    if not (0.0 < float(mode_threshold) < 1.0):
+        raise ValueError(f"mode_threshold: expected a number in (0, 1), got {mode_threshold!r}")
+    if mode_prominence is not None:
+        try:
+            ok = float(mode_prominence) >= 0.0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"mode_prominence: expected None or a number >= 0, got {mode_prominence!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Grid:
+    """The output grid: ``box (k, 2)``, bins per axis ``nb``, bin ``width``, ``edges``, ``centers``, ``cell`` volume."""
+
+    box: np.ndarray
+    nb: list
+    width: np.ndarray
+    edges: tuple
+    centers: tuple
+    cell: float
+
+    @classmethod
+    def of(cls, y, box, bins) -> "_Grid":
+        k = y.shape[1]
+        B = _resolve_box(box, y)
+        nb = _resolve_bins(bins, k)
+        width = (B[:, 1] - B[:, 0]) / np.asarray(nb)
+        edges = tuple(np.linspace(B[a, 0], B[a, 1], nb[a] + 1) for a in range(k))
+        centers = tuple(0.5 * (e[1:] + e[:-1]) for e in edges)
+        return cls(B, nb, width, edges, centers, float(np.prod(width)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _FineGrid:
+    """The KDE's binning grid: output bins refined ``r``-fold (odd), padded by ``>= 4 h`` on each side.
+
+    ``take`` picks the output bin centres, ``inner`` the refined output box;
+    ``sig`` is the bandwidth in fine cells.
+    """
+
+    width: np.ndarray
+    n: list
+    lo: np.ndarray
+    sig: np.ndarray
+    take: tuple
+    inner: tuple
+    inner_centers: list
+    cell: float
+
+    @classmethod
+    def of(cls, grid: _Grid, h) -> "_FineGrid":
+        nb, width = grid.nb, grid.width
+        k = len(nb)
+        cap = 4096 if k == 1 else 1024
+        r = []
+        for a in range(k):
+            ra = int(np.ceil(4.0 * width[a] / h[a]))
+            ra = max(1, min(ra, max(1, cap // nb[a])))
+            r.append(ra + (1 - ra % 2))
+        fw = width / np.asarray(r)
+        pad = [int(np.ceil(4.0 * h[a] / fw[a])) for a in range(k)]
+        fn = [nb[a] * r[a] + 2 * pad[a] for a in range(k)]
+        flo = grid.box[:, 0] - np.asarray(pad) * fw
+        take = tuple(slice(pad[a] + r[a] // 2, pad[a] + r[a] * nb[a], r[a]) for a in range(k))
+        inner = tuple(slice(pad[a], pad[a] + r[a] * nb[a]) for a in range(k))
+        fine_centers = [flo[a] + fw[a] * (np.arange(fn[a]) + 0.5) for a in range(k)]
+        inner_centers = [fine_centers[a][inner[a]] for a in range(k)]
+        return cls(fw, fn, flo, h / fw, take, inner, inner_centers, float(np.prod(fw)))
+
+
+class _PoissonBootstrap:
+    """Poisson bootstrap: one Poisson(1) weight per group (particle) or per sample.
+
+    For independent samples the binned data of a replicate are exactly
+    independent Poisson(n_k) counts, so no per-sample draws are needed.
+    """
+
+    def __init__(self, seed, groups, n, n_boot):
+        self.rng = np.random.default_rng(seed)
+        self.groups = groups
+        self.n = n
+        self.n_boot = n_boot
+        self.n_groups = int(groups.max()) + 1 if groups is not None else n
+
+    def replicate(self, index, base):
+        """Bootstrap counts on the grid of ``index`` (flattened) and the replicate's N."""
+        if self.groups is None:
+            cb = self.rng.poisson(base).astype(np.float64)
+            return cb, cb.sum() + self.rng.poisson(max(self.n - base.sum(), 0.0))
+        w = self.rng.poisson(1.0, size=self.n_groups).astype(np.float64)[self.groups]
+        return _count(index, base.size, w).reshape(base.shape), w.sum()
+
+
+def _potential(rho, positive, beta_inv):
+    """``-beta^-1 log rho`` where ``positive`` (else nan), shifted to minimum 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logr = np.where(positive, np.log(np.where(positive, rho, 1.0)), np.nan)
+    phi = -beta_inv * logr
+    return phi - np.nanmin(phi)
+
+
+def _bootstrap_stderr(log_reps, beta_inv):
+    """``beta^-1`` times the spread of bootstrap ``log rho`` replicates; nan where a replicate is not finite."""
+    with np.errstate(invalid="ignore"):
+        se = beta_inv * np.std(log_reps, axis=0, ddof=1)
+    return np.where(np.all(np.isfinite(log_reps), axis=0), se, np.nan)
+
+
+def _histogram(y, grid: _Grid, beta_inv, boot: Optional[_PoissonBootstrap]):
+    """``(counts, rho, phi, stderr)`` of the histogram; bootstrap errors with ``boot``, else multinomial."""
+    n = y.shape[0]
+    idx = _flat_index(y, grid.box[:, 0], grid.width, grid.nb)
+    counts = _count(idx, int(np.prod(grid.nb))).reshape(grid.nb)
+    rho = counts / (n * grid.cell)
+    if boot is not None:
+        lr_b = np.empty((boot.n_boot,) + tuple(grid.nb))
+        for b in range(boot.n_boot):
+            cb, nb_tot = boot.replicate(idx, counts)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lr_b[b] = np.where(cb > 0, np.log(cb / (nb_tot * grid.cell)), np.nan)
+        stderr = _bootstrap_stderr(lr_b, beta_inv)
+    else:
+        p = counts / n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stderr = np.where(counts > 0, beta_inv * np.sqrt((1.0 - p) / counts), np.nan)
+    return counts, rho, _potential(rho, counts > 0, beta_inv), stderr
+
+
+def _smooth(c, s):
+    return scipy.ndimage.gaussian_filter(c, s, mode="constant", truncate=4.0)
+
+
+def _kde_replicates(fidx, fc, fg: _FineGrid, h, cand, logf_floor, boot: _PoissonBootstrap, *, out_shape, keep_log,
+                    dev_sums):
+    """Bootstrap the KDE: each replicate's modes near the candidates ``cand`` and, as asked, its ``log rho``.
+
+    Returns ``(lk_b, mode_b, dev, dev2)``: ``log rho`` replicates at the bin
+    centres ``out_shape`` (``keep_log``, else None), ``(n_boot, n_cand, k)`` replicate modes
+    (nan where none is found within ``max(2 h, 3 fine cells)``), and the sums of
+    ``log replicate - log estimate`` and of its square on the fine grid
+    (``dev_sums``, else zeros).
+    """
+    k = len(fg.n)
+    n_cand = len(cand)
+    lk_b = np.empty((boot.n_boot,) + tuple(out_shape)) if keep_log else None
+    mode_b = np.full((boot.n_boot, n_cand, k), np.nan)
+    dev = np.zeros(logf_floor.shape)
+    dev2 = np.zeros(logf_floor.shape)
+    win = [max(2.0 * h[a], 3.0 * fg.width[a]) for a in range(k)]
+    for b in range(boot.n_boot):
+        cb, nb_tot = boot.replicate(fidx, fc)
+        db = _smooth(cb, fg.sig) / (nb_tot * fg.cell)
+        if keep_log:
+            with np.errstate(divide="ignore"):
+                lk_b[b] = np.log(db[fg.take])
+        ldb = np.log(np.maximum(db[fg.inner], 1e-300))
+        if dev_sums:
+            dev += ldb - logf_floor
+            dev2 += (ldb - logf_floor) ** 2
+        for m in range(n_cand):
+            mode_b[b, m] = _nearby_mode(ldb, fg.inner_centers, cand.position[m], win)
+    return lk_b, mode_b, dev, dev2
+
+
+def _nearby_mode(logp, centers, near, win):
+    """The mode of ``logp`` within ``win`` of ``near`` closest to it (nan if none, or the window is < 3 cells)."""
+    k = len(centers)
+    sl = tuple(np.nonzero(np.abs(centers[a] - near[a]) <= win[a])[0] for a in range(k))
+    if any(s.size < 3 for s in sl):
+        return np.nan
+    found = _find_modes(logp[np.ix_(*sl)], [centers[a][sl[a]] for a in range(k)], -np.inf)
+    if not found.shape[0]:
+        return np.nan
+    return found[int(np.argmin(np.sum((found - near) ** 2, axis=1)))]
+
+
+def _kde(y, grid: _Grid, h, beta_inv, boot: _PoissonBootstrap, use_boot, mode_threshold, mode_prominence) -> dict:
+    """The binned KDE on the output grid with its errors, and its prominent modes with theirs (module docstring)."""
+    n, k = y.shape
+    fg = _FineGrid.of(grid, h)
+    fidx = _flat_index(y, fg.lo, fg.width, fg.n)
+    fc = _count(fidx, int(np.prod(fg.n))).reshape(fg.n)
+    dens_f = _smooth(fc, fg.sig) / (n * fg.cell)
+    rho_kde = dens_f[fg.take]
+    with np.errstate(divide="ignore"):
+        logf = np.log(dens_f[fg.inner])  # -inf where no kernel reaches: the lowest level
+    logf_floor = np.log(np.maximum(dens_f[fg.inner], 1e-300))
+    # candidates: every interior peak above the height cut; the prominence threshold needs the standard
+    # errors, which for the bootstrap come from the same replicates as the mode errors
+    cand = find_modes(logf, fg.inner_centers, min_log_ratio=np.log(mode_threshold))
+    lk_b, mode_b, dev, dev2 = _kde_replicates(fidx, fc, fg, h, cand, logf_floor, boot, out_shape=grid.nb,
+                                              keep_log=use_boot, dev_sums=use_boot and mode_prominence is None)
+    var_f = None
+    if not use_boot:  # analytic KDE variance (E[K_h^2] - rho_hat^2) / N on the fine grid
+        c2 = float(np.prod((4.0 * np.pi * h**2) ** -0.5))
+        second_f = c2 * _smooth(fc, fg.sig / np.sqrt(2.0)) / (n * fg.cell)
+        var_f = np.maximum(second_f - dens_f**2, 0.0) / n
+    if mode_prominence is not None:
+        sel = find_modes(logf, fg.inner_centers, min_prominence=float(mode_prominence),
+                         min_log_ratio=np.log(mode_threshold))
+    else:
+        if use_boot:
+            se_log = np.sqrt(np.maximum(dev2 - dev**2 / boot.n_boot, 0.0) / (boot.n_boot - 1))
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                se_log = np.sqrt(var_f[fg.inner]) / dens_f[fg.inner]
+        eps = bonferroni_z(logf.size, _MODE_ALPHA) * se_log
+        sel = find_modes(logf, fg.inner_centers, error=eps, min_log_ratio=np.log(mode_threshold))
+    keep = [int(np.flatnonzero(np.all(cand.index == i, axis=1))[0]) for i in sel.index]
+    with np.errstate(invalid="ignore"):
+        mode_se = np.nanstd(mode_b[:, keep], axis=0, ddof=1) if keep else np.zeros((0, k))
+    if use_boot:
+        stderr_kde = _bootstrap_stderr(lk_b, beta_inv)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stderr_kde = np.where(rho_kde > 0, beta_inv * np.sqrt(var_f[fg.take]) / rho_kde, np.nan)
+    return dict(phi_kde=_potential(rho_kde, rho_kde > 0, beta_inv), stderr_kde=stderr_kde, rho_kde=rho_kde,
+                modes=sel.position, mode_stderr=mode_se, mode_log_density=sel.log_density,
+                mode_prominence=sel.prominence, mode_prominence_threshold=sel.threshold)
+
+
+def _no_kde(k) -> dict:
+    return dict(phi_kde=None, stderr_kde=None, rho_kde=None, modes=np.zeros((0, k)), mode_stderr=np.zeros((0, k)),
+                mode_log_density=np.zeros(0), mode_prominence=np.zeros(0), mode_prominence_threshold=np.zeros(0))
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -303,189 +535,20 @@ def estimate_potential(
     beta_inv = check_positive(beta_inv, "beta_inv")
     pts, groups = _as_samples(samples)
     n, dim = pts.shape
-    if errors not in ("auto", "analytic", "multinomial", "bootstrap"):
-        raise ValueError(f"errors: expected 'auto', 'analytic' or 'bootstrap', got {errors!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ValueError(f"n_boot: expected an integer >= 2, got {n_boot!r}")
-    if not (0.0 < float(mode_threshold) < 1.0):
-        raise ValueError(f"mode_threshold: expected a number in (0, 1), got {mode_threshold!r}")
-    if mode_prominence is not None:
-        try:
-            ok = float(mode_prominence) >= 0.0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"mode_prominence: expected None or a number >= 0, got {mode_prominence!r}")
+    _check_options(errors, n_boot, mode_threshold, mode_prominence)
     A = _resolve_axes(axes, dim, pts)
     y = pts if A.shape == (dim, dim) and np.array_equal(A, np.eye(dim)) else pts @ A
     k = y.shape[1]
     if k > 2:
         raise ValueError(f"axes: can estimate 1 or 2 dimensions, got {k}")
-    B = _resolve_box(box, y)
-    nb = _resolve_bins(bins, k)
-    width = (B[:, 1] - B[:, 0]) / np.asarray(nb)
-    edges = tuple(np.linspace(B[a, 0], B[a, 1], nb[a] + 1) for a in range(k))
-    centers = tuple(0.5 * (e[1:] + e[:-1]) for e in edges)
-    cell = float(np.prod(width))
+    grid = _Grid.of(y, box, bins)
     use_boot = errors == "bootstrap" or (errors == "auto" and groups is not None)
-    mode = "bootstrap" if use_boot else ("multinomial" if errors != "analytic" else "analytic")
-
-    idx = _flat_index(y, B[:, 0], width, nb)
-    counts = _count(idx, int(np.prod(nb))).reshape(nb)
-    rho = counts / (n * cell)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logr = np.where(counts > 0, np.log(np.where(counts > 0, rho, 1.0)), np.nan)
-
-    # Poisson bootstrap: one Poisson(1) weight per group (particle) or per sample.
-    # For independent samples the binned data of a replicate are exactly
-    # independent Poisson(n_k) counts, so no per-sample draws are needed.
-    rng = np.random.default_rng(seed)
-    n_groups = int(groups.max()) + 1 if groups is not None else n
-
-    def replicate(index, base):
-        """Bootstrap counts on the grid of ``index`` (flattened) and the replicate's N."""
-        if groups is None:
-            cb = rng.poisson(base).astype(np.float64)
-            return cb, cb.sum() + rng.poisson(max(n - base.sum(), 0.0))
-        w = rng.poisson(1.0, size=n_groups).astype(np.float64)[groups]
-        return _count(index, base.size, w).reshape(base.shape), w.sum()
-
-    if use_boot:
-        lr_b = np.empty((n_boot,) + tuple(nb))
-        for b in range(n_boot):
-            cb, nb_tot = replicate(idx, counts)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lr_b[b] = np.where(cb > 0, np.log(cb / (nb_tot * cell)), np.nan)
-        stderr = beta_inv * np.std(lr_b, axis=0, ddof=1)
-        stderr = np.where(np.all(np.isfinite(lr_b), axis=0), stderr, np.nan)
-    else:
-        p = counts / n
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stderr = np.where(counts > 0, beta_inv * np.sqrt((1.0 - p) / counts), np.nan)
-    phi = -beta_inv * logr
-    phi = phi - np.nanmin(phi)
-
+    boot = _PoissonBootstrap(seed, groups, n, n_boot)
+    counts, rho, phi, stderr = _histogram(y, grid, beta_inv, boot if use_boot else None)
     h = _bandwidth(bandwidth, y, n, k)
-    phi_kde = stderr_kde = rho_kde = None
-    modes = np.zeros((0, k))
-    mode_se = np.zeros((0, k))
-    mode_height = mode_prom = mode_thr = np.zeros(0)
-    if kde:
-        # fine grid: odd refinement r of the output bins, padded by >= 4 h
-        cap = 4096 if k == 1 else 1024
-        r = []
-        for a in range(k):
-            ra = int(np.ceil(4.0 * width[a] / h[a]))
-            ra = max(1, min(ra, max(1, cap // nb[a])))
-            r.append(ra + (1 - ra % 2))
-        fw = width / np.asarray(r)
-        pad = [int(np.ceil(4.0 * h[a] / fw[a])) for a in range(k)]
-        fn = [nb[a] * r[a] + 2 * pad[a] for a in range(k)]
-        flo = B[:, 0] - np.asarray(pad) * fw
-        fidx = _flat_index(y, flo, fw, fn)
-        sig = h / fw
-        take = tuple(slice(pad[a] + r[a] // 2, pad[a] + r[a] * nb[a], r[a]) for a in range(k))
-        fcell = float(np.prod(fw))
-        inner = tuple(slice(pad[a], pad[a] + r[a] * nb[a]) for a in range(k))
-        fine_centers = [flo[a] + fw[a] * (np.arange(fn[a]) + 0.5) for a in range(k)]
-        inner_centers = [fine_centers[a][inner[a]] for a in range(k)]
-
-        def smooth(c, s):
-            return scipy.ndimage.gaussian_filter(c, s, mode="constant", truncate=4.0)
-
-        fc = _count(fidx, int(np.prod(fn))).reshape(fn)
-        dens_f = smooth(fc, sig) / (n * fcell)
-        rho_kde = dens_f[take]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lk = np.where(rho_kde > 0, np.log(np.where(rho_kde > 0, rho_kde, 1.0)), np.nan)
-        phi_kde = -beta_inv * lk
-        phi_kde = phi_kde - np.nanmin(phi_kde)
-        with np.errstate(divide="ignore"):
-            logf = np.log(dens_f[inner])  # -inf where no kernel reaches: the lowest level
-        logf_floor = np.log(np.maximum(dens_f[inner], 1e-300))
-        # candidates: every interior peak above the height cut; the prominence
-        # threshold needs the standard errors, which for the bootstrap come from
-        # the same replicates as the mode errors
-        cand = find_modes(logf, inner_centers, min_log_ratio=np.log(mode_threshold))
-        n_cand = len(cand)
-
-        # bootstrap (always for modes; for the KDE error bars when use_boot)
-        lk_b = np.empty((n_boot,) + tuple(nb)) if use_boot else None
-        mode_b = np.full((n_boot, n_cand, k), np.nan)
-        dev = np.zeros(logf.shape)  # sums of (log replicate - log estimate) and its square
-        dev2 = np.zeros(logf.shape)
-        win = [max(2.0 * h[a], 3.0 * fw[a]) for a in range(k)]
-        for b in range(n_boot):
-            cb, nb_tot = replicate(fidx, fc)
-            db = smooth(cb, sig) / (nb_tot * fcell)
-            if use_boot:
-                with np.errstate(divide="ignore"):
-                    lk_b[b] = np.log(db[take])
-            ldb = np.log(np.maximum(db[inner], 1e-300))
-            if use_boot and mode_prominence is None:
-                dev += ldb - logf_floor
-                dev2 += (ldb - logf_floor) ** 2
-            for m in range(n_cand):
-                sl = tuple(
-                    np.nonzero(np.abs(inner_centers[a] - cand.position[m, a]) <= win[a])[0] for a in range(k)
-                )
-                if any(s.size < 3 for s in sl):
-                    continue
-                sub = ldb[np.ix_(*sl)]
-                found = _find_modes(sub, [inner_centers[a][sl[a]] for a in range(k)], -np.inf)
-                if found.shape[0]:
-                    j = int(np.argmin(np.sum((found - cand.position[m]) ** 2, axis=1)))
-                    mode_b[b, m] = found[j]
-
-        c2 = float(np.prod((4.0 * np.pi * h**2) ** -0.5))
-        if not use_boot:
-            # analytic KDE variance (E[K_h^2] - rho_hat^2) / N on the fine grid
-            second_f = c2 * smooth(fc, sig / np.sqrt(2.0)) / (n * fcell)
-            var_f = np.maximum(second_f - dens_f**2, 0.0) / n
-        if mode_prominence is not None:
-            sel = find_modes(logf, inner_centers, min_prominence=float(mode_prominence),
-                             min_log_ratio=np.log(mode_threshold))
-        else:
-            if use_boot:
-                se_log = np.sqrt(np.maximum(dev2 - dev**2 / n_boot, 0.0) / (n_boot - 1))
-            else:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    se_log = np.sqrt(var_f[inner]) / dens_f[inner]
-            eps = bonferroni_z(logf.size, _MODE_ALPHA) * se_log
-            sel = find_modes(logf, inner_centers, error=eps, min_log_ratio=np.log(mode_threshold))
-        keep = [int(np.flatnonzero(np.all(cand.index == i, axis=1))[0]) for i in sel.index]
-        modes = sel.position
-        mode_height, mode_prom, mode_thr = sel.log_density, sel.prominence, sel.threshold
-        with np.errstate(invalid="ignore"):
-            mode_se = np.nanstd(mode_b[:, keep], axis=0, ddof=1) if keep else np.zeros((0, k))
-
-        if use_boot:
-            with np.errstate(invalid="ignore"):
-                stderr_kde = beta_inv * np.std(lk_b, axis=0, ddof=1)
-            stderr_kde = np.where(np.all(np.isfinite(lk_b), axis=0), stderr_kde, np.nan)
-        else:
-            var = var_f[take]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                stderr_kde = np.where(rho_kde > 0, beta_inv * np.sqrt(var) / rho_kde, np.nan)
-
+    smooth = _kde(y, grid, h, beta_inv, boot, use_boot, mode_threshold, mode_prominence) if kde else _no_kde(k)
     return PotentialEstimate(
-        centers=centers[0] if k == 1 else centers,
-        edges=edges,
-        phi=phi,
-        stderr=stderr,
-        rho=rho,
-        counts=counts,
-        phi_kde=phi_kde,
-        stderr_kde=stderr_kde,
-        rho_kde=rho_kde,
-        bandwidth=h,
-        modes=modes,
-        mode_stderr=mode_se,
-        axes=A,
-        n_samples=n,
-        beta_inv=beta_inv,
-        errors=mode,
-        mode_log_density=mode_height,
-        mode_prominence=mode_prom,
-        mode_prominence_threshold=mode_thr,
+        centers=grid.centers[0] if k == 1 else grid.centers, edges=grid.edges, phi=phi, stderr=stderr, rho=rho,
+        counts=counts, bandwidth=h, axes=A, n_samples=n, beta_inv=beta_inv,
+        errors="bootstrap" if use_boot else ("multinomial" if errors != "analytic" else "analytic"), **smooth,
     )

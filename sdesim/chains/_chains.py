@@ -81,6 +81,7 @@ import optax
 from .. import _noise
 from .._io import atomic_write_bytes, atomic_write_json
 from .._integrate import Ensemble, _divergence_report
+from .._segments import plan_segments, saves_per_segment
 from .._temperature import _finite_population_factor, temperature
 from ._stream_result import ChainStream
 from .._validate import check_nonneg_int, check_positive, check_positive_int, check_save_every
@@ -719,11 +720,10 @@ def run_chains(kernel: ChainKernel, x0, *, n_chains: int, n_steps: int, seed: in
         states, _, _ = seg(states, keys, jnp.int32(0), n_out=1, every=burn_in)
         k = burn_in
     n_saves = n_steps // every
-    cap = max(1, max_segment_bytes // (n_chains * kernel.dim * dtype.itemsize))
+    cap = saves_per_segment(n_chains * kernel.dim * dtype.itemsize, max_segment_bytes)
     out = np.empty((n_saves, n_chains, kernel.dim), dtype)
     done = 0
-    while done < n_saves:
-        m = min(cap, n_saves - done)
+    for m in plan_segments(n_saves, cap, equal=False):
         states, snaps, _ = seg(states, keys, jnp.int32(k), n_out=m, every=every)
         out[done : done + m] = np.asarray(snaps)
         done += m
@@ -913,14 +913,13 @@ def stream_chains(kernel: ChainKernel, x0, out_dir: str, *, n_chains: int, n_ste
     elif burn_in:
         # burn-in in save_every-sized pieces of chunk_saves saves (same programs on resume)
         k = 0
-        n_b = burn_in // every
-        while k < n_b:
-            m = min(chunk_saves, n_b - k)
+        for m in plan_segments(burn_in // every, chunk_saves, equal=False):
             states, _, _ = seg(states, keys, jnp.int32(k * every), n_out=m, every=every)
             k += m
     t0 = time.perf_counter()
+    chunk_lengths = plan_segments(n_saves, chunk_saves, equal=False)  # chunk_saves each, the last shorter
     for c in range(chunks_done, n_chunks):
-        m = min(chunk_saves, n_saves - c * chunk_saves)
+        m = chunk_lengths[c]
         k0 = burn_in + c * chunk_saves * every
         states, snaps, obs = seg(states, keys, jnp.int32(k0), n_out=m, every=every)
         chunk_sha[f"x_{c:06d}.npy"] = _atomic_save_npy(os.path.join(out_dir, f"x_{c:06d}.npy"), np.asarray(snaps))
