@@ -1,6 +1,6 @@
 """Is SGD on a real network out of equilibrium? The lag-antisymmetric covariance of SGD, SGLD and the SDE.
 
-docs/paper.md (§1, §5, Lemma 7): SGD's stationary state carries a persistent
+docs/paper.md (§6, Lemma 7): SGD's stationary state carries a persistent
 probability current, because its gradient noise ``D`` is not isotropic. Test,
 on real MNIST digits (docs/nonequilibrium.md, "A network at a true minimum"):
 
@@ -341,7 +341,7 @@ def _verdict(net, e19):
     wl = net["where_the_current_lives"]
     nm = e19["noisy_map"]["runs"][0]
     rows = [
-        {"claim": "SGD's stationary state carries a persistent probability current (non-equilibrium; docs/paper.md §1, §5)",
+        {"claim": "SGD's stationary state carries a persistent probability current (non-equilibrium; docs/paper.md §6, Lemma 7)",
          "measured": f"MNIST MLP at a minimum (lambda_min = {net['minimum']['hessian_min_eigenvalue']:.3g} > 0): "
                      f"A(tau = {L} steps)_01 in the max-current plane: SGD {fmt(mc['sgd'])}; SDE {fmt(mc['sde'])}",
          "verdict": "reproduced" if abs(mc["sgd"]["z_vs_zero"][j]) > 5 and abs(mc["sgd"]["z_vs_prediction"][j]) < 4
@@ -360,7 +360,7 @@ def _verdict(net, e19):
                      f"u^T H u = {wl['pca']['rayleigh_H'][0]:.3g}, {wl['pca']['rayleigh_H'][1]:.3g}, SGD A = {fmt(pc['sgd'])}",
          "verdict": "the current is in fast, high-curvature directions that PCA of the samples does not pick",
          "z": {"pca_sgd_vs_0": pc["sgd"]["z_vs_zero"][j]}},
-        {"claim": "SGD's stationary law differs from an equilibrium sampler's (Phi != f)",
+        {"claim": "SGD's stationary law differs from an equilibrium sampler's (Phi != f; docs/paper.md §5)",
          "measured": f"TV(SGD, SGLD) in the max-current plane {tv['tv']:.3f} vs split-half floor {tv['floor_max']:.3f}",
          "verdict": "different" if tv["tv"] > 2 * tv["floor_max"] else "not resolved above sampling noise",
          "z": None},
