@@ -31,6 +31,7 @@ FIGURES = {
     "fig_longrun": "longrun",
     "fig_mnist_spectrum": "mnist_spectrum",
     "fig_mode_shift": "mode_shift",
+    "fig_network_current": "network_current",
     "fig_potential": "potential",
     "fig_replacement": "replacement",
     "fig_sgd_vs_langevin": "sgd_vs_langevin_2d",
@@ -244,3 +245,11 @@ def test_zero_mass_numbers(quick_figures):
         assert abs(v - 1) < 5 * se + 0.02
     n = d["naive"]
     assert 0.01 < n["tv_exact_vs_naive_fp"] < 0.1 and n["E_x2_naive_fp"] < 0
+
+
+def test_network_current_numbers(quick_figures):
+    d = _load(quick_figures, "network_current")
+    net = d["network"]
+    assert net["minimum"]["status"] == "minimum" and net["minimum"]["hessian_min_eigenvalue"] > 0
+    assert all(abs(z) < 5 for z in net["A"]["max_current"]["sgld"]["z_vs_zero"])  # tests/test_network_current.py: 4
+    assert max(abs(z) for z in net["A"]["max_current"]["sgd"]["z_vs_zero"]) > 4

@@ -201,10 +201,12 @@ def stationary_mean(lin, fs, *, discrete: bool = True, sigma=None) -> np.ndarray
     grad = jax.grad(lambda x: jnp.asarray(f(x), dt))
     Lj = jnp.asarray(Lm.T, dt)
 
-    def tr_hs(x):
-        return jnp.sum(jax.vmap(lambda l: l @ jax.jvp(grad, (x,), (l,))[1])(Lj))
+    def tr_hs(x, L):
+        return jnp.sum(jax.vmap(lambda l: l @ jax.jvp(grad, (x,), (l,))[1])(L))
 
-    gt = np.asarray(jax.jit(jax.grad(tr_hs))(jnp.asarray(w, dt)), dtype=np.float64)
+    # L is an argument, not a closed-over constant: XLA would otherwise try to constant-fold
+    # products with the d x d factor (minutes of compilation for a network)
+    gt = np.asarray(jax.jit(jax.grad(tr_hs))(jnp.asarray(w, dt), Lj), dtype=np.float64)
     if lin.basis is None:
         return w - 0.5 * np.linalg.solve(lin.H, gt)
     B = np.asarray(lin.basis, dtype=np.float64)
