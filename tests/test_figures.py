@@ -40,18 +40,6 @@ FIGURES = {
 }
 
 
-@pytest.fixture(scope="module")
-def quick_figures(tmp_path_factory):
-    out = tmp_path_factory.mktemp("figures")
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_ENABLE_X64")}  # as a user runs it
-    env["MPLBACKEND"] = "Agg"
-    t_start = time.time()
-    r = subprocess.run([sys.executable, "-m", "sdesim.cli", "figures", "--quick", "--out", str(out)],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    return out, r.stdout, t_start
-
-
 def _finite(x, path="") -> list:
     """Paths of non-finite numbers in a nested JSON value."""
     if isinstance(x, dict):

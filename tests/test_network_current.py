@@ -30,18 +30,9 @@ pytest.importorskip("mlxtend")
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    import jax
-
-    from sdesim.experiments import run_figure
-
-    out = tmp_path_factory.mktemp("nc")
-    x64 = jax.config.jax_enable_x64
-    try:
-        assert run_figure("fig_network_current", ["--quick", "--out", str(out)])
-    finally:
-        jax.config.update("jax_enable_x64", x64)
-    return json.loads((out / "network_current_quick.json").read_text())
+def quick(quick_figures):
+    """The JSON of the session's ``sdesim figures --quick`` run (tests/conftest.py)."""
+    return json.loads((quick_figures[0] / "network_current_quick.json").read_text())
 
 
 def test_structure(quick):
