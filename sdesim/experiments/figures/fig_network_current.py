@@ -145,11 +145,17 @@ def _tv_table(proj, plane, bins, thin):
     return out
 
 
+def _finite_or_none(x):
+    """A float for the JSON, ``None`` where the diagnostic was not computed (NaN: no loss without ``fs``)."""
+    return float(x) if math.isfinite(x) else None
+
+
 def _stationarity_summary(st):
     return {"is_stationary": bool(st.is_stationary), "message": st.message, "failed": list(st.failed),
             "mean_drift_max_z": st.mean_drift_max, "spread_drift_max_z": st.spread_drift_max,
             "z_threshold": st.z_threshold, "rhat_max": st.rhat_max_value, "rhat_threshold": st.rhat_threshold,
-            "loss_slope": st.loss_slope, "loss_slope_se": st.loss_slope_se, "loss_p": st.loss_p,
+            "loss_slope": _finite_or_none(st.loss_slope), "loss_slope_se": _finite_or_none(st.loss_slope_se),
+            "loss_p": _finite_or_none(st.loss_p),
             "n_saved": st.n_saved, "n_chains": st.n_chains, "n_coords": st.n_coords}
 
 
