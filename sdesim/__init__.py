@@ -24,7 +24,7 @@ from ._integrate import default_block_size as default_block_size
 from ._integrate import simulate as simulate
 from ._linear import linear_decomposition as linear_decomposition
 from ._linear import ou_stationary_covariance as ou_stationary_covariance
-from ._options import Checkpoint as Checkpoint
+from ._options import Checkpointing as Checkpointing
 from ._options import SaveAt as SaveAt
 from ._problem import AbstractProblem as AbstractProblem
 from ._problem import AnisotropicDoubleWell as AnisotropicDoubleWell

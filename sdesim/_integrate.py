@@ -71,7 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _noise
-from ._options import Checkpoint, SaveAt, merge_options
+from ._options import Checkpointing, SaveAt, merge_options
 from ._problem import FORMS, AbstractProblem
 from ._segments import plan_segments, saves_per_segment
 from ._solvers import SOLVER_NAMES, AbstractSolver, Diffrax, as_solver
@@ -85,7 +85,7 @@ from ._validate import (
     check_save_every,
 )
 
-__all__ = ["Ensemble", "simulate", "METHODS", "default_divergence_bound", "SaveAt", "Checkpoint"]
+__all__ = ["Ensemble", "simulate", "METHODS", "default_divergence_bound", "SaveAt", "Checkpointing"]
 
 METHODS = tuple(SOLVER_NAMES)  # the config file's method strings
 
@@ -900,7 +900,7 @@ def simulate(
     process_count: Optional[int] = None,
     divergence_bound: Optional[float] = None,
     save_at: Optional[SaveAt] = None,
-    checkpoint: Optional[Checkpoint] = None,
+    checkpoint: Optional[Checkpointing] = None,
 ) -> Ensemble:
     """Integrate an ensemble of independent particles of ``problem``'s SDE.
 
@@ -963,8 +963,8 @@ def simulate(
         save_at: an :class:`sdesim.SaveAt` instead of ``save_every``, ``burn_in``,
             ``keep``, ``stats_bins``, ``stats_box`` (``SaveAt(every, burn_in, keep,
             stats_bins, stats_box)``, in the manner of ``diffrax.SaveAt``).
-        checkpoint: an :class:`sdesim.Checkpoint` instead of ``checkpoint_every``,
-            ``on_piece``, ``resume`` (``Checkpoint(every, on_piece, resume)``).
+        checkpoint: an :class:`sdesim.Checkpointing` instead of ``checkpoint_every``,
+            ``on_piece``, ``resume`` (``Checkpointing(every, on_piece, resume)``).
             The keywords are the simple path; giving a keyword together with
             the option object that holds it raises ``ValueError``.
 

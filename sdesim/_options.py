@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 from ._validate import check_nonneg_int, check_positive_int
 
-__all__ = ["SaveAt", "Checkpoint"]
+__all__ = ["SaveAt", "Checkpointing"]
 
 KEEPS = ("trajectory", "stats")
 
@@ -47,7 +47,7 @@ class SaveAt:
 
 
 @dataclasses.dataclass(frozen=True)
-class Checkpoint:
+class Checkpointing:
     """How :func:`sdesim.simulate` is cut for checkpoints and resumed (``checkpoint=``), frozen.
 
     Attributes:
@@ -62,9 +62,9 @@ class Checkpoint:
 
     def __post_init__(self):
         if self.every is not None:
-            check_positive_int(self.every, "Checkpoint.every")
+            check_positive_int(self.every, "Checkpointing.every")
         if self.on_piece is not None and not callable(self.on_piece):
-            raise ValueError(f"Checkpoint.on_piece: expected a callable, got {type(self.on_piece).__name__}")
+            raise ValueError(f"Checkpointing.on_piece: expected a callable, got {type(self.on_piece).__name__}")
 
 
 #: keyword of simulate -> (option object argument, its field, the keyword's default)
@@ -78,7 +78,7 @@ _FIELDS = {
     "on_piece": ("checkpoint", "on_piece", None),
     "resume": ("checkpoint", "resume", None),
 }
-_CLASSES = {"save_at": SaveAt, "checkpoint": Checkpoint}
+_CLASSES = {"save_at": SaveAt, "checkpoint": Checkpointing}
 
 
 def _given(value, default) -> bool:

@@ -405,7 +405,7 @@ def test_option_objects_equal_their_keywords_bit_for_bit():
     p = sdesim.problems.rotating_double_well(1.5)
     kw = dict(beta_inv=1.0, n_particles=500, n_steps=60, dt=0.01, seed=5)
     a = sdesim.simulate(p, save_every=20, burn_in=10, checkpoint_every=7, **kw)
-    b = sdesim.simulate(p, save_at=sdesim.SaveAt(every=20, burn_in=10), checkpoint=sdesim.Checkpoint(every=7), **kw)
+    b = sdesim.simulate(p, save_at=sdesim.SaveAt(every=20, burn_in=10), checkpoint=sdesim.Checkpointing(every=7), **kw)
     np.testing.assert_array_equal(a.x, b.x)
     assert (b.save_every, b.burn_in) == (20, 10)
     box = [[-3.0, 3.0], [-3.0, 3.0]]
@@ -414,12 +414,12 @@ def test_option_objects_equal_their_keywords_bit_for_bit():
     assert t.x is None
     np.testing.assert_array_equal(s.stats["cov"], t.stats["cov"])
     np.testing.assert_array_equal(s.stats["hist"], t.stats["hist"])
-    # a resume through Checkpoint continues the run exactly as the keyword does
+    # a resume through Checkpointing continues the run exactly as the keyword does
     infos = []
-    full = sdesim.simulate(p, save_every=10, checkpoint=sdesim.Checkpoint(every=20, on_piece=infos.append), **kw)
+    full = sdesim.simulate(p, save_every=10, checkpoint=sdesim.Checkpointing(every=20, on_piece=infos.append), **kw)
     out = np.zeros_like(full.x)
     out[: infos[1]["k"]] = full.x[: infos[1]["k"]]
-    r = sdesim.simulate(p, save_every=10, out_array=out, checkpoint=sdesim.Checkpoint(every=20, resume=infos[1]), **kw)
+    r = sdesim.simulate(p, save_every=10, out_array=out, checkpoint=sdesim.Checkpointing(every=20, resume=infos[1]), **kw)
     np.testing.assert_array_equal(full.x, r.x)
 
 
@@ -429,8 +429,8 @@ def test_option_objects_equal_their_keywords_bit_for_bit():
         (dict(save_every=10, save_at=sdesim.SaveAt(every=10)), "save_every"),
         (dict(burn_in=5, save_at=sdesim.SaveAt()), "burn_in"),
         (dict(keep="stats", save_at=sdesim.SaveAt(keep="stats")), "keep"),
-        (dict(checkpoint_every=5, checkpoint=sdesim.Checkpoint(every=5)), "checkpoint_every"),
-        (dict(on_piece=print, checkpoint=sdesim.Checkpoint()), "on_piece"),
+        (dict(checkpoint_every=5, checkpoint=sdesim.Checkpointing(every=5)), "checkpoint_every"),
+        (dict(on_piece=print, checkpoint=sdesim.Checkpointing()), "on_piece"),
         (dict(save_at=dict(every=10)), "save_at"),
         (dict(checkpoint=sdesim.SaveAt()), "checkpoint"),
         (dict(save_at=sdesim.SaveAt(every=3)), "save_every"),  # 3 does not divide n_steps=10
@@ -449,8 +449,8 @@ def test_option_objects_bad_input(override, field):
         (lambda: sdesim.SaveAt(burn_in=-1), "SaveAt.burn_in"),
         (lambda: sdesim.SaveAt(keep="all"), "SaveAt.keep"),
         (lambda: sdesim.SaveAt(stats_bins=0), "SaveAt.stats_bins"),
-        (lambda: sdesim.Checkpoint(every=1.5), "Checkpoint.every"),
-        (lambda: sdesim.Checkpoint(on_piece="file.npz"), "Checkpoint.on_piece"),
+        (lambda: sdesim.Checkpointing(every=1.5), "Checkpointing.every"),
+        (lambda: sdesim.Checkpointing(on_piece="file.npz"), "Checkpointing.on_piece"),
     ],
 )
 def test_option_objects_validate_their_fields(make, field):
